@@ -1,0 +1,28 @@
+"""Normalizer-free building blocks: Scaled WS conv, gamma-scaled activations, NF squeeze-excite."""
+
+from timm.layers import DropPath
+
+from .activations import GAMMA_TABLE, GammaAct, create_act, estimate_gamma, get_gamma
+from .scaled_std_conv import ScaledStdConv2d, he_init_conv2d
+from .squeeze_excite import NFSqueezeExcite
+
+
+def StochasticDepth(drop_prob: float = 0.0) -> DropPath:  # noqa: N802 - reads as a layer
+    """Per-sample stochastic depth *without* rescaling by the keep rate (paper appendix C).
+
+    timm's ``DropPath`` already implements this with ``scale_by_keep=False``.
+    """
+    return DropPath(drop_prob, scale_by_keep=False)
+
+
+__all__ = [
+    "GAMMA_TABLE",
+    "GammaAct",
+    "NFSqueezeExcite",
+    "ScaledStdConv2d",
+    "StochasticDepth",
+    "create_act",
+    "estimate_gamma",
+    "get_gamma",
+    "he_init_conv2d",
+]

@@ -1,0 +1,106 @@
+"""Scaled Weight Standardization conv (paper eq. 3, appendix B.1).
+
+``W_hat = gain * (W - mean(W)) / sqrt(N * Var(W) + eps)`` over each filter's fan-in N, with a
+learnable per-output gain (init 1) next to the weight and a bias (init 0) on the output, so that
+both fold into a plain convolution at inference.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class ScaledStdConv2d(nn.Conv2d):
+    """Conv2d whose weight is re-standardized (Scaled WS) in every training forward.
+
+    Statistics are computed in float32 whatever the parameter or autocast dtype. In eval mode with
+    gradients off (``torch.no_grad``/``inference_mode``) the standardized weight is cached, so
+    inference costs a plain conv; the cache is keyed on the versions, storage and dtype of
+    ``weight`` and ``gain``, so an optimizer step, ``load_state_dict``, ``.to()`` or ``train()``
+    can never leave it stale.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        padding: int | None = None,
+        dilation: int = 1,
+        groups: int = 1,
+        bias: bool = True,
+        eps: float = 1e-4,
+    ) -> None:
+        if padding is None:
+            padding = dilation * (kernel_size - 1) // 2
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)
+        self.gain = nn.Parameter(torch.ones(out_channels))
+        self.eps = eps
+        self.fan_in = (in_channels // groups) * kernel_size * kernel_size
+        nn.init.kaiming_normal_(self.weight, nonlinearity="linear")  # any scale: WS removes it
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+        self._cache_key: tuple = ()
+        self._cache: torch.Tensor | None = None
+
+    def standardized_weight(self) -> torch.Tensor:
+        """The Scaled WS weight, differentiable w.r.t. ``weight`` and ``gain``."""
+        w = self.weight.float()
+        var, mean = torch.var_mean(w, dim=(1, 2, 3), unbiased=False, keepdim=True)
+        scale = torch.rsqrt(var * self.fan_in + self.eps) * self.gain.float().view(-1, 1, 1, 1)
+        return ((w - mean) * scale).to(self.weight.dtype)
+
+    @torch.jit.unused
+    def _cached_weight(self) -> torch.Tensor:
+        w, g = self.weight, self.gain
+        key = (w._version, g._version, w.data_ptr(), g.data_ptr(), w.dtype, w.device)
+        if self._cache is None or key != self._cache_key:
+            with torch.no_grad():
+                self._cache = self.standardized_weight()
+            self._cache_key = key
+        return self._cache
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_scripting() or self.training or torch.is_grad_enabled():
+            weight = self.standardized_weight()
+        elif torch.compiler.is_compiling():
+            weight = self.standardized_weight()
+        else:
+            weight = self._cached_weight()
+        return F.conv2d(x, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+    def train(self, mode: bool = True) -> ScaledStdConv2d:
+        self._cache, self._cache_key = None, ()
+        return super().train(mode)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", eps={self.eps}"
+
+
+def he_init_conv2d(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int = 3,
+    stride: int = 1,
+    dilation: int = 1,
+    groups: int = 1,
+    bias: bool = True,
+) -> nn.Conv2d:
+    """A plain conv with He (fan-in, ReLU) init: the unnormalized baseline of the paper's figure 2."""
+    conv = nn.Conv2d(
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride,
+        dilation * (kernel_size - 1) // 2,
+        dilation,
+        groups,
+        bias,
+    )
+    nn.init.kaiming_normal_(conv.weight, mode="fan_in", nonlinearity="relu")
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+    return conv

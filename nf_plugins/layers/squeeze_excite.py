@@ -1,0 +1,28 @@
+"""Squeeze-and-excite with the NF correction: the sigmoid gate halves the signal variance on
+unit-Gaussian input (paper section 4.4), so the output is multiplied by 2."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .activations import GammaAct
+
+
+class NFSqueezeExcite(nn.Module):
+    """``gain * sigmoid(fc2(act(fc1(mean_hw(x))))) * x`` with ``gain = 2``."""
+
+    def __init__(self, channels: int, hidden: int, act: str = "silu", gain: float = 2.0) -> None:
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, hidden, 1, bias=True)
+        self.act = GammaAct(act)
+        self.fc2 = nn.Conv2d(hidden, channels, 1, bias=True)
+        self.gain = gain
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = x.mean(dim=(2, 3), keepdim=True)
+        s = self.fc2(self.act(self.fc1(s)))
+        return x * (torch.sigmoid(s) * self.gain)
+
+    def extra_repr(self) -> str:
+        return f"gain={self.gain}"

@@ -1,0 +1,113 @@
+"""Registering paper-exact models under names timm already uses, without breaking timm's weights.
+
+timm ships its own (slightly different) ``nf_resnet50``/``nf_regnet_b*`` and real weights for some
+(``nf_resnet50.ra2_in1k``, ``nf_regnet_b1.ra2_in1k``). We register the paper-exact architecture
+under the plain name and keep every timm tag that has weights: such a tag is built by timm's own
+entrypoint, into the architecture its weights fit. Pretrained requests with no weights behind
+them raise instead of silently returning random weights.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from typing import Any
+
+from timm.models import _registry, build_model_with_cfg
+from timm.models._builder import resolve_pretrained_cfg
+from timm.models._pretrained import PretrainedCfg
+
+from .normfree import NfCfg, NormFreeNet
+
+OUR_TAG = "untrained"
+
+
+class _TimmOriginal:
+    """timm's own entrypoint and weighted pretrained cfgs for one model name, captured at import."""
+
+    def __init__(self, entrypoint: Callable[..., Any], weighted_cfgs: dict[str, PretrainedCfg]) -> None:
+        self.entrypoint = entrypoint
+        self.weighted_cfgs = weighted_cfgs
+
+
+_TIMM_ORIGINALS: dict[str, _TimmOriginal] = {}
+
+
+def capture_timm_original(name: str) -> dict[str, PretrainedCfg]:
+    """Remember timm's registration of ``name`` (if any, and not ours) before we overwrite it.
+
+    Returns timm's pretrained cfgs that have weights, keyed by tag, to re-register beside ours.
+    """
+    fn = _registry._model_entrypoints.get(name)
+    if fn is not None and not fn.__module__.startswith("nf_plugins"):
+        prefix = name + "."
+        weighted = {
+            key[len(prefix) :]: cfg
+            for key, cfg in _registry._model_pretrained_cfgs.items()
+            if key.startswith(prefix) and cfg.has_weights
+        }
+        _TIMM_ORIGINALS[name] = _TimmOriginal(fn, weighted)
+    original = _TIMM_ORIGINALS.get(name)
+    return dict(original.weighted_cfgs) if original else {}
+
+
+def timm_weight_tags(name: str) -> list[str]:
+    """Tags of timm's own weights for ``name`` that load into timm's architecture."""
+    original = _TIMM_ORIGINALS.get(name)
+    return sorted(original.weighted_cfgs) if original else []
+
+
+def _requested_tag(pretrained_cfg: Any) -> str | None:
+    if isinstance(pretrained_cfg, str):
+        return pretrained_cfg
+    return None
+
+
+def create_nf(variant: str, cfg: NfCfg, pretrained: bool = False, **kwargs: Any) -> NormFreeNet:
+    """Build ``variant`` (paper-exact) or, for one of timm's weight tags, timm's own model."""
+    tag = _requested_tag(kwargs.get("pretrained_cfg"))
+    known = [OUR_TAG, *timm_weight_tags(variant)]
+    if tag is not None and tag not in known:
+        close = difflib.get_close_matches(tag, known, n=3)
+        raise ValueError(
+            f"unknown pretrained tag {tag!r} for {variant}; available tags: {known}"
+            + (f" (did you mean {close[0]!r}?)" if close else "")
+        )
+    if tag in timm_weight_tags(variant):
+        # timm's weights are for timm's variant of this network: build that one.
+        return _TIMM_ORIGINALS[variant].entrypoint(pretrained=pretrained, **kwargs)
+    if pretrained:
+        resolved = resolve_pretrained_cfg(
+            variant,
+            pretrained_cfg=kwargs.get("pretrained_cfg"),
+            pretrained_cfg_overlay=kwargs.get("pretrained_cfg_overlay"),
+        )
+        if not resolved.has_weights:
+            others = [f"{variant}.{t}" for t in timm_weight_tags(variant)]
+            raise ValueError(
+                f"no pretrained weights are published for the paper-exact {variant} yet; use "
+                "pretrained=False, pass weights with checkpoint_path=... or "
+                "pretrained_cfg_overlay=dict(file='weights.safetensors')"
+                + (f", or load timm's own variant with its weights: {others}" if others else "")
+            )
+    return build_model_with_cfg(
+        NormFreeNet, variant, pretrained, model_cfg=cfg, feature_cfg=dict(feature_cls="getter"), **kwargs
+    )
+
+
+def create_model(name: str, **kwargs: Any) -> Any:
+    """``timm.create_model`` for our tools: an unknown name raises ``ValueError`` with close matches.
+
+    timm's own error (``RuntimeError: Unknown model``) names no alternatives.
+    """
+    import timm
+
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"model name must be a non-empty string, got {name!r}")
+    if ":" not in name:  # hf-hub:/local-dir: sources are resolved by timm itself
+        arch = name.split(".", 1)[0]
+        if not timm.is_model(arch):
+            close = difflib.get_close_matches(arch, timm.list_models(), n=5, cutoff=0.6)
+            hint = f"; did you mean {', '.join(close)}?" if close else "; see timm.list_models('nf_*')"
+            raise ValueError(f"unknown model {arch!r}{hint}")
+    return timm.create_model(name, **kwargs)

@@ -1,0 +1,29 @@
+"""The README's demo command path: CLI prints the table against the paper and runs the models."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_demo_cli_prints_table_and_runs_models():
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "tools/demo.py"), "--models", "nf_regnet_b0", "nf_resnet26"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    ).stdout
+    assert "| nf_regnet_b0 | 224 | 8.60 | 8.6 |" in out
+    assert "nf_resnet26    logits (2, 10) finite" in out
+
+
+def test_demo_cli_rejects_unknown_model():
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "tools/demo.py"), "--models", "nf_regnet_b9"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 2 and "unknown models ['nf_regnet_b9']" in res.stderr
