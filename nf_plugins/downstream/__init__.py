@@ -1,0 +1,27 @@
+"""OpenMMLab integration: importing this registers our backbone, heads, datasets, transforms and hooks
+into mmseg/mmengine registries (configs load it with ``custom_imports``).
+
+``import nf_plugins`` never imports this module, so timm users need no mmcv/mmseg.
+"""
+
+from . import hooks, seg_datasets, seg_head, seg_transforms
+from .backbone import NFBackbone, dilate_last_stage
+from .hooks import GlobalLossCurveHook
+from .seg_datasets import CheckedPascalVOCDataset
+from .seg_head import GammaReLU, NFFCNHead
+from .seg_transforms import RandomRescale, ValidateSegSample
+
+__all__ = [
+    "CheckedPascalVOCDataset",
+    "GammaReLU",
+    "GlobalLossCurveHook",
+    "NFBackbone",
+    "NFFCNHead",
+    "RandomRescale",
+    "ValidateSegSample",
+    "dilate_last_stage",
+    "hooks",
+    "seg_datasets",
+    "seg_head",
+    "seg_transforms",
+]
