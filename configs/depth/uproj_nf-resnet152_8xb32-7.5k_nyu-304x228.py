@@ -1,0 +1,2 @@
+_base_ = "./uproj_nf-resnet50_8xb32-7.5k_nyu-304x228.py"
+model = dict(backbone=dict(model_name="nf_resnet152"))
