@@ -11,7 +11,30 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="model table against the paper, and a forward pass of every model")
     demo.add_argument("--models", nargs="*", default=None, help="subset of the paper models")
+    bench = sub.add_parser("bench", help="side-by-side speed/memory benchmark (JSON + markdown ratios)")
+    bench.add_argument("--quick", action="store_true", help="the short suite (< 3 min on 2 CPU cores)")
+    bench.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    bench.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    bench.add_argument("--reps", type=int, default=3, help="interleaved repetitions (median reported)")
+    bench.add_argument("--train-px", type=int, default=128, help="training resolution of the ResNet suites")
+    bench.add_argument("--no-memory", action="store_true", help="skip the per-process memory measurements")
+    bench.add_argument("--json", default="benchmark.json", help="output JSON path")
+    bench.add_argument("--md", default="benchmark.md", help="output markdown path")
     args = parser.parse_args(argv)
+    if args.command == "bench":
+        from .bench import BenchConfig, run_benchmark
+        from .bench.runner import to_markdown, write_report
+
+        if args.reps < 1 or args.train_px < 32:
+            parser.error("--reps must be >= 1 and --train-px >= 32")
+        cfg = BenchConfig(quick=args.quick, reps=args.reps, train_px=args.train_px, memory=not args.no_memory)
+        if args.device:
+            cfg.device = args.device
+        if args.threads:
+            cfg.threads = args.threads
+        report = run_benchmark(cfg)
+        write_report(report, args.json, args.md)
+        print(to_markdown(report))
     if args.command == "demo":
         from .demo import run_demo
         from .models import PAPER_MODELS

@@ -1,0 +1,373 @@
+"""The benchmark suites and their report (JSON + markdown with ours/peer ratios)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import timm
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+from tqdm import tqdm
+
+from ..layers import ScaledStdConv2d
+from .memory import train_step_peak
+from .models import build
+from .timing import matmul_peak_gflops, synchronize, time_interleaved
+
+
+@dataclass
+class BenchConfig:
+    """What to run. ``quick`` keeps a 2-core CPU run under 3 minutes."""
+
+    quick: bool = True
+    device: str = "cuda" if torch.cuda.is_available() else "cpu"
+    threads: int = torch.get_num_threads()
+    reps: int = 3
+    train_px: int = 128
+    memory: bool = True
+
+
+@dataclass
+class Row:
+    suite: str
+    model: str
+    peer: str | None
+    setting: str
+    unit: str
+    value: float
+    peer_value: float | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float | None:
+        """ours / peer for throughputs, peer / ours for latencies and memory: > 1 means ours is better."""
+        if self.peer_value is None:
+            return None
+        if self.unit in ("img/s",):
+            return self.value / self.peer_value
+        return self.peer_value / self.value
+
+
+def _train_step(
+    model: torch.nn.Module, batch: int, px: int, device: torch.device, channels_last: bool = False
+):
+    model = model.to(device).train()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+    x = torch.randn(batch, 3, px, px, device=device)
+    if channels_last:
+        x = x.to(memory_format=torch.channels_last)
+    y = torch.randint(0, 1000, (batch,), device=device)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    return step
+
+
+def _infer(
+    model: torch.nn.Module, batch: int, px: int, device: torch.device, dtype=None, channels_last=False
+):
+    model = model.to(device).eval()
+    x = torch.randn(batch, 3, px, px, device=device)
+    if channels_last:
+        model, x = model.to(memory_format=torch.channels_last), x.to(memory_format=torch.channels_last)
+
+    def run() -> torch.Tensor:
+        with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            return model(x)
+
+    return run
+
+
+def set_weight_cache(model: torch.nn.Module, enabled: bool) -> torch.nn.Module:
+    for m in model.modules():
+        if isinstance(m, ScaledStdConv2d):
+            m.cache_weight = enabled
+    return model
+
+
+def train_step_flops(model: torch.nn.Module, batch: int, px: int) -> int:
+    """FLOPs (2 per multiply-add) of forward + backward, from torch's FLOP counter."""
+    model = model.train()
+    x = torch.randn(batch, 3, px, px)
+    with FlopCounterMode(display=False) as counter:
+        model(x).sum().backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
+class Benchmark:
+    def __init__(self, cfg: BenchConfig) -> None:
+        self.cfg = cfg
+        self.device = torch.device(cfg.device)
+        torch.set_num_threads(cfg.threads)
+        self.rows: list[Row] = []
+        self.peak_gflops = matmul_peak_gflops(self.device)
+
+    def _time(self, fns: dict[str, Callable[[], object]], iters: int) -> dict[str, float]:
+        return time_interleaved(fns, self.device, reps=self.cfg.reps, iters=iters)
+
+    def train_pairs(self, suite: str, pairs: list[tuple[str, str]], batches: list[int], px_of) -> None:
+        """Training throughput of each (ours, peer) pair, interleaved, plus achieved fraction of peak."""
+        for ours, peer in pairs:
+            px = px_of(ours)
+            m_ours, m_peer = build(ours), build(peer)
+            for batch in batches:
+                sec = self._time(
+                    {
+                        ours: _train_step(m_ours, batch, px, self.device),
+                        peer: _train_step(m_peer, batch, px, self.device),
+                    },
+                    iters=1 if batch >= 32 else 2,
+                )
+                extra = {}
+                if self.device.type == "cpu" and batch == batches[0]:
+                    flops = train_step_flops(m_ours, batch, px)
+                    extra = {
+                        "gflops_per_s": flops / sec[ours] / 1e9,
+                        "fraction_of_matmul_peak": flops / sec[ours] / 1e9 / self.peak_gflops,
+                    }
+                self.rows.append(
+                    Row(
+                        suite,
+                        ours,
+                        peer,
+                        f"train b{batch} {px}px",
+                        "img/s",
+                        batch / sec[ours],
+                        batch / sec[peer],
+                        extra,
+                    )
+                )
+
+    def inference_pairs(self, suite: str, pairs: list[tuple[str, str]], px: int) -> None:
+        for ours, peer in pairs:
+            m_ours, m_peer = build(ours), build(peer)
+            for batch, unit in ((1, "ms"), (32 if not self.cfg.quick else 8, "img/s")):
+                sec = self._time(
+                    {
+                        ours: _infer(m_ours, batch, px, self.device),
+                        peer: _infer(m_peer, batch, px, self.device),
+                    },
+                    iters=5 if batch == 1 else 1,
+                )
+                val = (lambda s: 1e3 * s) if unit == "ms" else (lambda s, b=batch: b / s)
+                self.rows.append(
+                    Row(
+                        suite, ours, peer, f"infer b{batch} {px}px fp32", unit, val(sec[ours]), val(sec[peer])
+                    )
+                )
+
+    def folded_vs_recomputed(self, names: list[str], px: int) -> None:
+        for name in names:
+            folded = build(f"ours:{name}")
+            recomputed = set_weight_cache(build(f"ours:{name}"), False)
+            recomputed.load_state_dict(folded.state_dict())
+            for batch, unit in ((1, "ms"), (8 if self.cfg.quick else 32, "img/s")):
+                f_run, r_run = (
+                    _infer(folded, batch, px, self.device),
+                    _infer(recomputed, batch, px, self.device),
+                )
+                diff = (f_run() - r_run()).abs().max().item()
+                sec = self._time({"folded": f_run, "recomputed": r_run}, iters=5 if batch == 1 else 1)
+                val = (lambda s: 1e3 * s) if unit == "ms" else (lambda s, b=batch: b / s)
+                self.rows.append(
+                    Row(
+                        "folded",
+                        f"ours:{name} folded",
+                        f"ours:{name} recomputed",
+                        f"infer b{batch} {px}px",
+                        unit,
+                        val(sec["folded"]),
+                        val(sec["recomputed"]),
+                        {"max_abs_diff": diff},
+                    )
+                )
+
+    def scaling(self, name: str, batches: list[int], pxs: list[int]) -> None:
+        model = build(f"ours:{name}")
+        for batch in batches:
+            sec = self._time({"s": _train_step(model, batch, pxs[0], self.device)}, iters=1)["s"]
+            self.rows.append(
+                Row("scaling", f"ours:{name}", None, f"train b{batch} {pxs[0]}px", "img/s", batch / sec)
+            )
+        for px in pxs[1:]:
+            sec = self._time({"s": _train_step(model, batches[0], px, self.device)}, iters=1)["s"]
+            self.rows.append(
+                Row("scaling", f"ours:{name}", None, f"train b{batches[0]} {px}px", "img/s", batches[0] / sec)
+            )
+
+    def memory(self, pairs: list[tuple[str, str]], batch: int, px: int) -> None:
+        for ours, peer in pairs:
+            a = train_step_peak(ours, batch, px, self.cfg.device, self.cfg.threads)
+            b = train_step_peak(peer, batch, px, self.cfg.device, self.cfg.threads)
+            unit = "MiB peak RSS" if self.device.type == "cpu" else "MiB max allocated"
+            self.rows.append(
+                Row("memory", ours, peer, f"train b{batch} {px}px", unit, a["peak_mib"], b["peak_mib"])
+            )
+
+    def gpu_extras(self, name: str, px: int) -> None:
+        """bf16 autocast and channels_last inference against fp32 (GPU only)."""
+        model = build(f"ours:{name}")
+        fns = {
+            "fp32": _infer(model, 32, px, self.device),
+            "bf16": _infer(model, 32, px, self.device, dtype=torch.bfloat16),
+            "bf16+channels_last": _infer(
+                model, 32, px, self.device, dtype=torch.bfloat16, channels_last=True
+            ),
+        }
+        sec = self._time(fns, iters=5)
+        for k in ("bf16", "bf16+channels_last"):
+            self.rows.append(
+                Row(
+                    "gpu",
+                    f"ours:{name} {k}",
+                    f"ours:{name} fp32",
+                    f"infer b32 {px}px",
+                    "img/s",
+                    32 / sec[k],
+                    32 / sec["fp32"],
+                )
+            )
+
+
+EFFNET_PX = {"efficientnet_b0": 224, "efficientnet_b1": 240, "efficientnet_b2": 260}
+
+
+def run_benchmark(cfg: BenchConfig) -> dict:
+    """Run the suites; returns the JSON-able report."""
+    bench = Benchmark(cfg)
+    q = cfg.quick
+    px = cfg.train_px
+    suites: list[tuple[str, Callable[[], None]]] = [
+        (
+            "NF-ResNet vs BN ResNetV2 (Table 4 analogue)",
+            lambda: bench.train_pairs(
+                "vs_bn",
+                [("ours:nf_resnet50", "timm:resnetv2_50")]
+                + ([] if q else [("ours:nf_resnet101", "timm:resnetv2_101")]),
+                [16, 32] if q else [16, 32, 64],
+                lambda _: px,
+            ),
+        ),
+        (
+            "NF-RegNet vs EfficientNet (Table 5 analogue)",
+            lambda: bench.train_pairs(
+                "vs_effnet",
+                [(f"ours:nf_regnet_b{i}", f"timm:efficientnet_b{i}") for i in ([0] if q else [0, 1, 2])],
+                [16] if q else [16, 32, 64],
+                lambda s: EFFNET_PX[s.replace("ours:nf_regnet", "efficientnet")],
+            ),
+        ),
+        (
+            "ours vs timm's own implementation (training)",
+            lambda: bench.train_pairs(
+                "vs_timm_own",
+                [
+                    ("ours:nf_resnet50", "timm-own:nf_resnet50"),
+                    ("ours:nf_regnet_b0", "timm-own:nf_regnet_b0"),
+                ],
+                [16] if q else [16, 32, 64],
+                lambda _: px,
+            ),
+        ),
+        (
+            "ours vs timm's own implementation (inference)",
+            lambda: bench.inference_pairs(
+                "vs_timm_own",
+                [
+                    ("ours:nf_resnet50", "timm-own:nf_resnet50"),
+                    ("ours:nf_regnet_b0", "timm-own:nf_regnet_b0"),
+                ],
+                224,
+            ),
+        ),
+        (
+            "folded vs recomputed Scaled WS",
+            lambda: bench.folded_vs_recomputed(["nf_resnet50", "nf_regnet_b0"], 224),
+        ),
+        (
+            "scaling",
+            lambda: bench.scaling(
+                "nf_regnet_b0",
+                [8, 16, 32] if q else [8, 16, 32, 64],
+                [px, 2 * px] if q else [px, 160, 192, 224],
+            ),
+        ),
+    ]
+    if cfg.memory:
+        suites.append(
+            (
+                "peak training memory",
+                lambda: bench.memory([("ours:nf_resnet50", "timm:resnetv2_50")], 16 if q else 32, px),
+            )
+        )
+    if bench.device.type == "cuda":
+        suites.append(("GPU bf16 / channels_last", lambda: bench.gpu_extras("nf_resnet50", 224)))
+    for title, fn in tqdm(suites, desc="benchmark suites", unit="suite"):
+        tqdm.write(f"running: {title}")
+        fn()
+    synchronize(bench.device)
+    return {
+        "environment": environment(cfg, bench.peak_gflops),
+        "rows": [{**asdict(r), "ratio": r.ratio} for r in bench.rows],
+    }
+
+
+def environment(cfg: BenchConfig, peak: float) -> dict:
+    env = {
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "python": platform.python_version(),
+        "device": cfg.device,
+        "device_name": torch.cuda.get_device_name()
+        if cfg.device.startswith("cuda")
+        else platform.processor() or platform.machine(),
+        "threads": cfg.threads,
+        "cpu_count": os.cpu_count(),
+        "quick": cfg.quick,
+        "fp32_matmul_peak_gflops": round(peak, 1),
+    }
+    return env
+
+
+def to_markdown(report: dict) -> str:
+    env = report["environment"]
+    lines = [
+        f"Environment: torch {env['torch']}, timm {env['timm']}, device {env['device']} "
+        f"({env['device_name']}), {env['threads']} threads, "
+        f"fp32 matmul peak {env['fp32_matmul_peak_gflops']} GFLOP/s"
+        + (", --quick" if env["quick"] else ""),
+        "",
+        "| suite | ours | peer | setting | ours | peer | ratio (>1: ours better) | notes |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in report["rows"]:
+        notes = ", ".join(
+            f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in r["extra"].items()
+        )
+        peer_val = f"{r['peer_value']:.2f}" if r["peer_value"] is not None else "-"
+        ratio = f"{r['ratio']:.2f}x" if r["ratio"] is not None else "-"
+        lines.append(
+            f"| {r['suite']} | {r['model']} | {r['peer'] or '-'} | {r['setting']} | "
+            f"{r['value']:.2f} {r['unit']} | {peer_val} | {ratio} | {notes} |"
+        )
+    return "\n".join(lines)
+
+
+def write_report(report: dict, json_path: str | None, md_path: str | None) -> None:
+    """Write the JSON and markdown atomically."""
+    for path, text in ((json_path, json.dumps(report, indent=2)), (md_path, to_markdown(report))):
+        if path:
+            tmp = f"{path}.tmp{os.getpid()}"
+            with open(tmp, "w") as f:
+                f.write(text + "\n")
+            os.replace(tmp, path)
