@@ -27,7 +27,6 @@ class CheckedPascalVOCDataset(PascalVOCDataset):
             if not osp.exists(path):
                 raise FileNotFoundError(
                     f"Pascal VOC {key} not found: {path!r}. Prepare VOC2012 + SBD with\n  {PREPARE_CMD}\n"
-                    "or point the config at your copy with --cfg-options data_root=... (and the "
-                    "dataloaders' dataset.data_root)"
+                    "or point tools/train.py / tools/test.py at your copy with --data-root DIR"
                 )
         super().__init__(ann_file=ann_file, data_root=data_root, **kwargs)

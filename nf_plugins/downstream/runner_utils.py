@@ -1,0 +1,122 @@
+"""Helpers shared by tools/train.py and tools/test.py (any mmseg config, not only ours)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import os.path as osp
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from mmengine.config import Config
+from mmengine.logging import print_log
+
+
+def load_config(path: str, work_dir: str | None, cfg_options: dict | None, launcher: str) -> Config:
+    """Config with CLI overrides; work_dir defaults to ``work_dirs/<config name>`` as in mmseg."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f"config file {path!r} does not exist")
+    cfg = Config.fromfile(path)
+    cfg.launcher = launcher
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get("work_dir", None) is None:
+        cfg.work_dir = osp.join("./work_dirs", osp.splitext(osp.basename(path))[0])
+    return cfg
+
+
+def setup_cpu_distributed(cfg: Config) -> None:
+    """Make ``--launcher pytorch`` work without GPUs: gloo, CPU DDP, no SyncBN.
+
+    mmengine's pytorch launcher calls ``torch.cuda.set_device`` and wraps the model with
+    ``device_ids=[LOCAL_RANK]``; both fail on CPU. With GPUs present nothing is changed.
+    """
+    if cfg.launcher == "none" or torch.cuda.is_available():
+        return
+    if cfg.launcher != "pytorch":
+        raise ValueError(
+            f"CPU-only distributed runs support --launcher pytorch (torchrun), got {cfg.launcher!r}"
+        )
+    cfg.setdefault("env_cfg", {}).setdefault("dist_cfg", {})["backend"] = "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend="gloo")
+    wrapper = dict(cfg.get("model_wrapper_cfg", None) or dict(type="MMDistributedDataParallel"))
+    wrapper["device_ids"] = None
+    cfg.model_wrapper_cfg = wrapper
+    if cfg.get("sync_bn", None):
+        print_log(
+            "SyncBN needs GPUs: keeping per-process BatchNorm on CPU", logger="current", level=logging.WARNING
+        )
+        cfg.sync_bn = None
+
+
+def enable_amp(cfg: Config) -> None:
+    """``--amp``: switch mmengine's OptimWrapper to AmpOptimWrapper with a dynamic loss scale."""
+    if cfg.optim_wrapper.get("type") == "AmpOptimWrapper":
+        return
+    if cfg.optim_wrapper.get("type") != "OptimWrapper":
+        raise ValueError(
+            f"--amp needs optim_wrapper.type='OptimWrapper', got {cfg.optim_wrapper.get('type')!r}"
+        )
+    cfg.optim_wrapper.type = "AmpOptimWrapper"
+    cfg.optim_wrapper.loss_scale = "dynamic"
+
+
+def write_json_atomic(path: str, obj: Any) -> None:
+    """Write ``obj`` as JSON through a temp file + ``os.replace`` (never a half-written file)."""
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def set_data_root(cfg: Config, data_root: str) -> int:
+    """Point every dataset of the train/val/test dataloaders (ConcatDataset members too) at ``data_root``.
+
+    Config inheritance resolves ``data_root`` into each dataset dict, so overriding the top-level
+    variable does nothing; this is what ``--data-root`` does. Returns the number of datasets changed.
+    """
+    changed = 0
+
+    def visit(ds: Any) -> None:
+        nonlocal changed
+        if not isinstance(ds, dict):
+            return
+        if "data_root" in ds:
+            ds["data_root"] = data_root
+            changed += 1
+        for child in ds.get("datasets", []) or []:
+            visit(child)
+        visit(ds.get("dataset"))
+
+    for key in ("train_dataloader", "val_dataloader", "test_dataloader"):
+        loader = cfg.get(key)
+        if loader:
+            visit(loader.get("dataset"))
+    cfg.data_root = data_root
+    return changed
+
+
+def trust_local_mmengine_checkpoints() -> None:
+    """Let mmengine load its own local checkpoints under torch >= 2.6.
+
+    mmengine 0.10.7 calls ``torch.load`` with torch's new default ``weights_only=True``, which
+    refuses the training state mmengine itself pickles (message hub ``HistoryBuffer`` with bound
+    methods, numpy scalars), so ``--resume`` and ``tools/test.py CHECKPOINT`` fail (open-mmlab/mmengine
+    #1655; the upstream fix, PR #1650, passes ``weights_only=False``). This does the same for local
+    files only: load checkpoints you trust, as with any pickle.
+    """
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    def load_from_local(filename: str, map_location: Any) -> Any:
+        filename = osp.expanduser(filename)
+        if not osp.isfile(filename):
+            raise FileNotFoundError(f"checkpoint {filename!r} does not exist")
+        return torch.load(filename, map_location=map_location, weights_only=False)
+
+    CheckpointLoader.register_scheme(prefixes="", loader=load_from_local, force=True)

@@ -1,0 +1,157 @@
+"""Pascal VOC 2012 + SBD -> mmseg's VOCaug layout (what ``configs/_base_/datasets/pascal_voc12_aug.py``
+reads): ``VOCdevkit/VOC2012/SegmentationClassAug/*.png`` from SBD's ``cls/*.mat`` and the split files
+``ImageSets/Segmentation/aug.txt`` (SBD minus VOC train/val) and ``trainaug.txt`` (10,582 ids).
+
+Same conversion as mmseg's ``tools/dataset_converters/voc_aug.py``, plus what it lacks: safe tar
+extraction, label and size checks naming the file, atomic writes and a count check that says which
+list is short.
+"""
+
+from __future__ import annotations
+
+import os
+import os.path as osp
+import tarfile
+from collections.abc import Iterable
+
+import numpy as np
+from PIL import Image
+from scipy.io import loadmat
+from tqdm import tqdm
+
+VOC_NUM_CLASSES = 21
+IGNORE_INDEX = 255
+TRAINAUG_LEN = 10582  # VOC2012 train + SBD train/val, minus VOC2012 val
+VAL_LEN = 1449
+
+
+def voc_palette() -> list[int]:
+    """The VOC colour map (bit-interleaved), 256 RGB triplets flattened, as in the devkit's PNGs."""
+    pal = []
+    for i in range(256):
+        r = g = b = 0
+        c = i
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        pal += [r, g, b]
+    return pal
+
+
+def safe_extract(tar_path: str, dest: str) -> None:
+    """Extract a tarball with tarfile's ``data`` filter (no absolute paths, ``..``, devices or links out)."""
+    if not osp.isfile(tar_path):
+        raise FileNotFoundError(f"archive {tar_path!r} does not exist")
+    with tarfile.open(tar_path) as tar:
+        members = tar.getmembers()
+        for m in tqdm(members, desc=f"extract {osp.basename(tar_path)}", unit="file"):
+            tar.extract(m, dest, filter="data")
+
+
+def check_mask(mask: np.ndarray, path: str, num_classes: int = VOC_NUM_CLASSES) -> None:
+    """Raise if ``mask`` holds labels other than 0..num_classes-1 and 255."""
+    labels = np.unique(mask)
+    bad = labels[(labels >= num_classes) & (labels != IGNORE_INDEX)]
+    if bad.size:
+        raise ValueError(
+            f"{path}: labels {bad.tolist()} outside 0..{num_classes - 1} and {IGNORE_INDEX} (ignore)"
+        )
+
+
+def read_sbd_mat(path: str) -> np.ndarray:
+    """The class mask ``GTcls.Segmentation`` of an SBD ``cls/*.mat`` file, as uint8."""
+    try:
+        gt = loadmat(path)["GTcls"]
+        seg = np.asarray(gt["Segmentation"][0, 0])
+    except (KeyError, IndexError, ValueError) as e:
+        raise ValueError(f"{path}: not an SBD class file (expected struct GTcls.Segmentation): {e}") from e
+    if seg.ndim != 2 or not np.issubdtype(seg.dtype, np.integer) or seg.min() < 0 or seg.max() > 255:
+        raise ValueError(f"{path}: GTcls.Segmentation must be a 2-D integer mask in 0..255, got {seg.dtype}")
+    seg = seg.astype(np.uint8)
+    check_mask(seg, path)
+    return seg
+
+
+def save_palette_png(mask: np.ndarray, path: str) -> None:
+    """Save a label mask as a VOC palette PNG, atomically."""
+    img = Image.fromarray(mask, mode="P")
+    img.putpalette(voc_palette())
+    tmp = f"{path}.tmp{os.getpid()}.png"
+    img.save(tmp)
+    os.replace(tmp, path)
+
+
+def _read_ids(path: str) -> list[str]:
+    if not osp.isfile(path):
+        raise FileNotFoundError(f"split file {path!r} does not exist")
+    with open(path) as f:
+        return [line.strip() for line in f if line.strip()]
+
+
+def _write_ids(path: str, ids: Iterable[str]) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.writelines(i + "\n" for i in ids)
+    os.replace(tmp, path)
+
+
+def _check_pair(voc_root: str, img_id: str, seg_dir: str) -> None:
+    img_path = osp.join(voc_root, "JPEGImages", img_id + ".jpg")
+    seg_path = osp.join(voc_root, seg_dir, img_id + ".png")
+    for p in (img_path, seg_path):
+        if not osp.isfile(p):
+            raise FileNotFoundError(f"{p} is missing (listed in the splits)")
+    with Image.open(img_path) as im, Image.open(seg_path) as sm:
+        if im.size != sm.size:
+            raise ValueError(
+                f"mask {seg_path} is {sm.size[0]}x{sm.size[1]} but image {img_path} is "
+                f"{im.size[0]}x{im.size[1]}"
+            )
+        check_mask(np.asarray(sm), seg_path)
+
+
+def prepare_vocaug(
+    voc_root: str, sbd_root: str, expect_trainaug: int = TRAINAUG_LEN, expect_val: int = VAL_LEN
+) -> dict[str, int]:
+    """Convert SBD to ``voc_root/SegmentationClassAug``, write ``aug.txt``/``trainaug.txt``, check all.
+
+    ``voc_root`` is ``.../VOCdevkit/VOC2012``; ``sbd_root`` is ``.../benchmark_RELEASE`` (holding
+    ``dataset/cls`` and ``dataset/{train,val}.txt``). Returns the split sizes.
+    """
+    splits = osp.join(voc_root, "ImageSets", "Segmentation")
+    cls_dir = osp.join(sbd_root, "dataset", "cls")
+    for p in (osp.join(voc_root, "JPEGImages"), osp.join(voc_root, "SegmentationClass"), splits, cls_dir):
+        if not osp.isdir(p):
+            raise FileNotFoundError(
+                f"{p} is not a directory: expected VOC2012 in {voc_root} and SBD in {sbd_root}"
+            )
+    train, val = _read_ids(osp.join(splits, "train.txt")), _read_ids(osp.join(splits, "val.txt"))
+    sbd = _read_ids(osp.join(sbd_root, "dataset", "train.txt")) + _read_ids(
+        osp.join(sbd_root, "dataset", "val.txt")
+    )
+    if len(val) != expect_val:
+        raise ValueError(f"{osp.join(splits, 'val.txt')} lists {len(val)} images, expected {expect_val}")
+    voc_ids = set(train) | set(val)
+    aug = sorted(set(sbd) - voc_ids)
+    trainaug = sorted(set(train) | set(aug))
+    if len(trainaug) != expect_trainaug:
+        raise ValueError(
+            f"VOC train ({len(set(train))}) + SBD train/val not in VOC val ({len(aug)}) = {len(trainaug)} "
+            f"images, expected {expect_trainaug}: is the SBD release (benchmark.tgz) complete?"
+        )
+    out_dir = osp.join(voc_root, "SegmentationClassAug")
+    os.makedirs(out_dir, exist_ok=True)
+    for img_id in tqdm(aug, desc="SBD .mat -> SegmentationClassAug", unit="mask"):
+        mat = osp.join(cls_dir, img_id + ".mat")
+        if not osp.isfile(mat):
+            raise FileNotFoundError(f"{mat} is missing (listed in SBD's train/val.txt)")
+        save_palette_png(read_sbd_mat(mat), osp.join(out_dir, img_id + ".png"))
+    for img_id in tqdm(aug, desc="check aug pairs", unit="pair"):
+        _check_pair(voc_root, img_id, "SegmentationClassAug")
+    for img_id in tqdm(train + val, desc="check VOC pairs", unit="pair"):
+        _check_pair(voc_root, img_id, "SegmentationClass")
+    _write_ids(osp.join(splits, "aug.txt"), aug)
+    _write_ids(osp.join(splits, "trainaug.txt"), trainaug)
+    return dict(train=len(train), aug=len(aug), trainaug=len(trainaug), val=len(val))

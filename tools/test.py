@@ -1,0 +1,73 @@
+"""Evaluate a checkpoint with any mmseg config; prints the metrics and writes <work_dir>/test_metrics.json.
+
+python tools/test.py CONFIG work_dirs/.../iter_30000.pth
+"""
+
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import DictAction
+from mmengine.dist import get_rank
+from mmengine.runner import Runner
+
+from nf_plugins.downstream.runner_utils import (
+    load_config,
+    set_data_root,
+    setup_cpu_distributed,
+    trust_local_mmengine_checkpoints,
+    write_json_atomic,
+)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Test (evaluate) a checkpoint")
+    parser.add_argument("config", help="test config file path")
+    parser.add_argument("checkpoint", help="checkpoint file")
+    parser.add_argument("--work-dir", help="the dir for logs and test_metrics.json")
+    parser.add_argument("--out", help="also save the metrics JSON here")
+    parser.add_argument("--show-dir", help="save painted predictions to this dir")
+    parser.add_argument("--tta", action="store_true", help="test-time augmentation (config's tta_pipeline)")
+    parser.add_argument(
+        "--cfg-options",
+        nargs="+",
+        action=DictAction,
+        help="override config keys, e.g. test_dataloader.batch_size=2",
+    )
+    parser.add_argument("--data-root", help="replace data_root of every dataset in the dataloaders")
+    parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(f"checkpoint {args.checkpoint!r} does not exist")
+    cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher)
+    if args.data_root:
+        set_data_root(cfg, args.data_root)
+    cfg.load_from = args.checkpoint
+    if args.show_dir:
+        hook = cfg.default_hooks.visualization
+        hook.draw, hook.interval = True, 1
+        cfg.visualizer.save_dir = args.show_dir
+    if args.tta:
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        cfg.tta_model.module = cfg.model
+        cfg.model = cfg.tta_model
+    setup_cpu_distributed(cfg)
+    trust_local_mmengine_checkpoints()
+    runner = Runner.from_cfg(cfg)
+    metrics = runner.test()
+    if get_rank() == 0:
+        metrics = {k: float(v) for k, v in metrics.items()}
+        for path in filter(None, [osp.join(cfg.work_dir, "test_metrics.json"), args.out]):
+            write_json_atomic(path, dict(config=args.config, checkpoint=args.checkpoint, metrics=metrics))
+        print(" ".join(f"{k}={v:.2f}" for k, v in metrics.items()))
+
+
+if __name__ == "__main__":
+    main()
