@@ -63,6 +63,17 @@ def _requested_tag(pretrained_cfg: Any) -> str | None:
     return None
 
 
+def _resolved_timm_tag(variant: str, pretrained_cfg: Any) -> bool:
+    """A resolved cfg (dict) carrying one of timm's weight tags, as ``hf-hub:timm/<name>.<tag>`` gives.
+
+    Our exports never carry timm's tags (``nf_plugins.hub`` refuses them), so the tag identifies
+    timm's architecture.
+    """
+    if isinstance(pretrained_cfg, PretrainedCfg):
+        pretrained_cfg = pretrained_cfg.to_dict()
+    return isinstance(pretrained_cfg, dict) and pretrained_cfg.get("tag") in timm_weight_tags(variant)
+
+
 def create_nf(variant: str, cfg: NfCfg, pretrained: bool = False, **kwargs: Any) -> NormFreeNet:
     """Build ``variant`` (paper-exact) or, for one of timm's weight tags, timm's own model."""
     tag = _requested_tag(kwargs.get("pretrained_cfg"))
@@ -73,7 +84,7 @@ def create_nf(variant: str, cfg: NfCfg, pretrained: bool = False, **kwargs: Any)
             f"unknown pretrained tag {tag!r} for {variant}; available tags: {known}"
             + (f" (did you mean {close[0]!r}?)" if close else "")
         )
-    if tag in timm_weight_tags(variant):
+    if tag in timm_weight_tags(variant) or _resolved_timm_tag(variant, kwargs.get("pretrained_cfg")):
         # timm's weights are for timm's variant of this network: build that one.
         return _TIMM_ORIGINALS[variant].entrypoint(pretrained=pretrained, **kwargs)
     if pretrained:
