@@ -20,7 +20,15 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--no-memory", action="store_true", help="skip the per-process memory measurements")
     bench.add_argument("--json", default="benchmark.json", help="output JSON path")
     bench.add_argument("--md", default="benchmark.md", help="output markdown path")
+    from .spp.cli import add_arguments as add_spp_arguments
+
+    spp = sub.add_parser("spp", help="Signal Propagation Plots of timm models or the paper's figures")
+    add_spp_arguments(spp)
     args = parser.parse_args(argv)
+    if args.command == "spp":
+        from .spp.cli import run as run_spp
+
+        run_spp(args, spp)
     if args.command == "bench":
         from .bench import BenchConfig, run_benchmark
         from .bench.runner import to_markdown, write_report

@@ -1,0 +1,163 @@
+"""Signal Propagation Plot library and CLI: statistics against a hand computation, adapters, errors."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import timm
+import torch
+from torch import nn
+
+from nf_plugins.cli import main as cli_main
+from nf_plugins.models import NormFreeNet
+from nf_plugins.spp import find_blocks, signal_propagation
+from nf_plugins.spp.reference_nets import plain_nf_cfg, preact_resnet
+
+PANEL_KEYS = ("avg_channel_squared_mean", "avg_channel_variance", "residual_avg_channel_variance")
+
+
+def _np_stats(y: torch.Tensor) -> tuple[float, float]:
+    """The paper's appendix F snippets on an NCHW tensor (channels on axis 1 here)."""
+    a = y.detach().numpy().astype(np.float64)
+    return float(np.mean(np.mean(a, axis=(0, 2, 3)) ** 2)), float(np.mean(np.var(a, axis=(0, 2, 3))))
+
+
+def _small_nf() -> NormFreeNet:
+    cfg = plain_nf_cfg(
+        depths=(2, 2), channels=(32, 64), stem_chs=16, stage_strides=(1, 2), alpha=0.5, se_ratio=0.25
+    )
+    model = NormFreeNet(cfg, num_classes=0)
+    with torch.no_grad():
+        for i, block in enumerate(model.stages.modules()):
+            if hasattr(block, "skipinit_gain"):
+                block.skipinit_gain.fill_(0.6 + 0.1 * i)
+    return model.eval()
+
+
+@torch.no_grad()
+def test_statistics_match_hand_computation_without_hooks():
+    model = _small_nf()
+    inp = torch.randn(4, 3, 48, 48, generator=torch.Generator().manual_seed(3))
+    expected = []
+    x = model.stem(inp)
+    for stage in model.stages:
+        for blk in stage:
+            # x_{l+1} = x_l + alpha * gain * f(act(x_l) / beta), written out from the paper's equation.
+            a = blk.act1(x) * (1.0 / blk.beta)
+            shortcut = blk.downsample(a) if blk.downsample is not None else x
+            f = blk.conv3(blk.act3(blk.se(blk.conv2(blk.act2(blk.conv1(a))))))
+            y = x_next = f * (blk.skipinit_gain * blk.alpha) + shortcut
+            torch.testing.assert_close(x_next, blk(x))  # the formula is the block's forward
+            expected.append((*_np_stats(y), _np_stats(f)[1]))
+            x = x_next
+    result = signal_propagation(model, inp)
+    assert len(result.blocks) == len(expected) == 4
+    for got, want in zip(result.blocks, expected, strict=True):
+        for key, value in zip(PANEL_KEYS, want, strict=True):
+            assert getattr(got, key) == pytest.approx(value, rel=1e-6, abs=1e-12), key
+    assert [(b.stage, b.stage_end) for b in result.blocks] == [(0, False), (0, True), (1, False), (1, True)]
+
+
+def test_batch_statistics_restore_modes_running_stats_and_hooks():
+    model = preact_resnet(12, "bn_act")
+    model.train()
+    bn = next(m for m in model.modules() if isinstance(m, nn.BatchNorm2d))
+    before = (bn.running_mean.clone(), bn.running_var.clone(), bn.num_batches_tracked.clone())
+    signal_propagation(model, img_size=32, batch_size=2)
+    assert all(m.training for m in model.modules())
+    torch.testing.assert_close(bn.running_mean, before[0])
+    torch.testing.assert_close(bn.running_var, before[1])
+    assert bn.num_batches_tracked == before[2] and bn.momentum == 0.1
+    assert not any(m._forward_hooks for m in model.modules())
+
+
+@pytest.mark.parametrize(
+    ("name", "depths"),
+    [
+        ("resnet50", (3, 4, 6, 3)),
+        ("resnet18", (2, 2, 2, 2)),
+        ("resnetv2_50", (3, 4, 6, 3)),
+        ("nf_seresnet26", (2, 2, 2, 2)),
+    ],
+)
+def test_timm_families_blocks_and_stage_ends(name, depths):
+    model = timm.create_model(name, pretrained=False)
+    blocks = find_blocks(model)
+    assert len(blocks) == sum(depths)
+    ends = [b.index for b in blocks if b.stage_end]
+    assert ends == list(np.cumsum(depths) - 1)
+    assert [b.stage for b in blocks] == [s for s, d in enumerate(depths) for _ in range(d)]
+
+
+def test_timm_resnet_branch_end_is_after_the_last_bn():
+    # With the last BN's gamma at 1, the branch ends in a batch-normalised tensor: variance exactly ~1.
+    model = timm.create_model("resnet26", pretrained=False, zero_init_last=False)
+    result = signal_propagation(model, img_size=64, batch_size=4)
+    res = np.array(result.column("residual_avg_channel_variance"))
+    assert np.allclose(res, 1.0, atol=2e-3), res
+
+
+def test_unreadable_model_names_block_types_and_families():
+    model = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32)
+    with pytest.raises(ValueError, match=r"Block.*supported block families.*timm resnetv2"):
+        find_blocks(model)
+
+
+def test_nonfinite_input_and_statistics_raise():
+    model = _small_nf()
+    bad = torch.randn(2, 3, 32, 32)
+    bad[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="1 NaN/inf"):
+        signal_propagation(model, bad)
+    with torch.no_grad():
+        model.stages[1][0].skipinit_gain.fill_(math.inf)
+    with pytest.raises(FloatingPointError, match=r"block 2 \(stages.1.0, stage 1\).*float64"):
+        signal_propagation(model, img_size=32, batch_size=2)
+    assert not any(m._forward_hooks for m in model.modules())  # removed on error too
+
+
+def test_float64_forward_restores_model_dtype():
+    model = _small_nf()
+    r64 = signal_propagation(model, img_size=32, batch_size=2, dtype=torch.float64)
+    r32 = signal_propagation(model, img_size=32, batch_size=2)
+    assert next(model.parameters()).dtype == torch.float32
+    for a, b in zip(r64.blocks, r32.blocks, strict=True):
+        assert a.avg_channel_variance == pytest.approx(b.avg_channel_variance, rel=1e-4)
+
+
+def test_cli_figure_writes_png_and_json_schema(tmp_path, capsys):
+    out, js = tmp_path / "fig.png", tmp_path / "stats.json"
+    argv = ["spp", "--figure", "2", "--depth", "12", "--img-size", "32", "--batch-size", "2"]
+    assert cli_main([*argv, "--out", str(out), "--json", str(js), "--no-progress"]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    data = json.loads(js.read_text())
+    assert [d["model"] for d in data] == ["ReLU-BN-Conv", "NF, He init", "NF, Scaled WS"]
+    for entry in data:
+        assert set(entry) == {"model", "blocks"} and len(entry["blocks"]) == 4
+        for i, blk in enumerate(entry["blocks"]):
+            assert set(blk) == {"index", "stage", "stage_end", *PANEL_KEYS}
+            assert (blk["index"], blk["stage"], blk["stage_end"]) == (i, i, True)
+            assert all(isinstance(blk[k], float) for k in PANEL_KEYS)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fig.png", "stats.json"]  # no temp files left
+
+
+def test_cli_timm_models_and_bad_names(tmp_path, capsys):
+    js = tmp_path / "s.json"
+    argv = ["spp", "resnet18", "nf_resnet26", "--img-size", "32", "--batch-size", "2", "--no-progress"]
+    cli_main([*argv, "--out", str(tmp_path / "a.png"), "--json", str(js)])
+    assert [(d["model"], len(d["blocks"])) for d in json.loads(js.read_text())] == [
+        ("resnet18", 8),
+        ("nf_resnet26", 8),
+    ]
+    with pytest.raises(SystemExit):
+        cli_main(["spp", "nf_resnet5", "--out", str(tmp_path / "b.png")])
+    assert "did you mean nf_resnet50" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli_main(["spp", "--figure", "3"])
+    with pytest.raises(SystemExit):
+        cli_main(["spp", "--figure", "2", "--depth", "50", "--out", str(tmp_path / "c.png")])
+    assert "multiple of 12" in capsys.readouterr().err
+    assert not (tmp_path / "b.png").exists() and not (tmp_path / "c.png").exists()
