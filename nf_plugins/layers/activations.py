@@ -59,12 +59,29 @@ GAMMA_TABLE: dict[str, float] = {
 }
 
 
-def create_act(name: str) -> nn.Module:
+_INPLACE_CAPABLE = {
+    "relu",
+    "silu",
+    "swish",
+    "elu",
+    "celu",
+    "selu",
+    "leaky_relu",
+    "mish",
+    "hard_swish",
+    "relu6",
+}
+
+
+def create_act(name: str, inplace: bool = False) -> nn.Module:
     """The plain (unscaled) activation module registered under ``name``."""
     try:
-        return _ACT_LAYERS[name]()
+        factory = _ACT_LAYERS[name]
     except KeyError:
         raise ValueError(f"unknown activation {name!r}; expected one of {sorted(_ACT_LAYERS)}") from None
+    if inplace and name in _INPLACE_CAPABLE:
+        return factory(inplace=True)
+    return factory()
 
 
 @torch.no_grad()
@@ -94,13 +111,15 @@ def get_gamma(name: str) -> float:
 class GammaAct(nn.Module):
     """``gamma * g(x)``: an activation rescaled to preserve unit variance on N(0, 1) input."""
 
-    def __init__(self, act: str = "relu", gamma: float | None = None) -> None:
+    def __init__(self, act: str = "relu", gamma: float | None = None, inplace: bool = False) -> None:
         super().__init__()
         self.act = act
-        self.fn = create_act(act)
+        self.fn = create_act(act, inplace=inplace)
         self.gamma = float(get_gamma(act) if gamma is None else gamma)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.gamma == 1.0:  # gamma folded elsewhere (or identity): no elementwise multiply
+            return self.fn(x)
         return self.fn(x) * self.gamma
 
     def extra_repr(self) -> str:

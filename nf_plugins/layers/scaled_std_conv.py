@@ -33,12 +33,16 @@ class ScaledStdConv2d(nn.Conv2d):
         groups: int = 1,
         bias: bool = True,
         eps: float = 1e-4,
+        input_scale: float = 1.0,
     ) -> None:
         if padding is None:
             padding = dilation * (kernel_size - 1) // 2
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)
         self.gain = nn.Parameter(torch.ones(out_channels))
         self.eps = eps
+        # A constant that multiplies the input (e.g. the previous activation's gamma and 1/beta), folded
+        # into the weight: conv(s * x, W) == conv(x, s * W), one multiply per weight, not per activation.
+        self.input_scale = float(input_scale)
         self.fan_in = (in_channels // groups) * kernel_size * kernel_size
         nn.init.kaiming_normal_(self.weight, nonlinearity="linear")  # any scale: WS removes it
         if self.bias is not None:
@@ -51,7 +55,9 @@ class ScaledStdConv2d(nn.Conv2d):
         """The Scaled WS weight, differentiable w.r.t. ``weight`` and ``gain``."""
         w = self.weight.float()
         var, mean = torch.var_mean(w, dim=(1, 2, 3), unbiased=False, keepdim=True)
-        scale = torch.rsqrt(var * self.fan_in + self.eps) * self.gain.float().view(-1, 1, 1, 1)
+        scale = torch.rsqrt(var * self.fan_in + self.eps) * (
+            self.gain.float().view(-1, 1, 1, 1) * self.input_scale
+        )
         return ((w - mean) * scale).to(self.weight.dtype)
 
     @torch.jit.unused
@@ -78,7 +84,10 @@ class ScaledStdConv2d(nn.Conv2d):
         return super().train(mode)
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + f", eps={self.eps}"
+        extra = f", eps={self.eps}"
+        if self.input_scale != 1.0:
+            extra += f", input_scale={self.input_scale:.6f}"
+        return super().extra_repr() + extra
 
 
 def he_init_conv2d(

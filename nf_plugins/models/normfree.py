@@ -21,7 +21,14 @@ from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint_seq
 from torch import nn
 
-from ..layers import GammaAct, NFSqueezeExcite, ScaledStdConv2d, StochasticDepth, he_init_conv2d
+from ..layers import (
+    GammaAct,
+    NFSqueezeExcite,
+    ScaledStdConv2d,
+    StochasticDepth,
+    drop_path_keep_mask,
+    he_init_conv2d,
+)
 from ._validate import check_image_batch
 
 
@@ -47,19 +54,40 @@ class NfCfg:
     # "scaled_ws": the NF recipe. "he_init": plain He-initialised convs with unscaled activations,
     # the unnormalized baseline whose mean shift the paper's figure 2 shows.
     conv_type: Literal["scaled_ws", "he_init"] = "scaled_ws"
+    # Fold the activation gammas and 1/beta into the next Scaled WS conv's weight, fuse skip gain x alpha
+    # (and the stochastic-depth mask) into one multiply-add, and run branch activations in place. Exact
+    # algebra (the constants multiply *after* each nonlinearity, so no homogeneity is needed); False keeps
+    # every multiply explicit, the plain path the tests compare against.
+    fold_scalars: bool = True
     drop_rate: float = 0.0  # dropout before the classifier, the variant's default
 
-    def conv(self, in_chs: int, out_chs: int, kernel_size: int, **kwargs: Any) -> nn.Module:
-        """A conv of this network's kind."""
+    @property
+    def folds(self) -> bool:
+        """Whether constants are folded into convs (only Scaled WS convs have a weight scale to fold into)."""
+        return self.fold_scalars and self.conv_type == "scaled_ws"
+
+    @property
+    def gamma(self) -> float:
+        """The gamma of this network's activation (1 for He init, whose weights carry the ReLU gain)."""
+        return self.act_layer().gamma
+
+    def conv(
+        self, in_chs: int, out_chs: int, kernel_size: int, input_scale: float = 1.0, **kwargs: Any
+    ) -> nn.Module:
+        """A conv of this network's kind; ``input_scale`` is folded into Scaled WS weights."""
         if self.conv_type == "scaled_ws":
-            return ScaledStdConv2d(in_chs, out_chs, kernel_size, **kwargs)
+            return ScaledStdConv2d(in_chs, out_chs, kernel_size, input_scale=input_scale, **kwargs)
         if self.conv_type == "he_init":
+            if input_scale != 1.0:
+                raise ValueError("he_init convs cannot fold an input scale; use fold_scalars=False")
             return he_init_conv2d(in_chs, out_chs, kernel_size, **kwargs)
         raise ValueError(f"unknown conv_type {self.conv_type!r}; expected 'scaled_ws' or 'he_init'")
 
-    def act_layer(self) -> GammaAct:
-        """This network's activation: gamma-scaled for Scaled WS, plain (gamma 1) for He init."""
-        return GammaAct(self.act, gamma=None if self.conv_type == "scaled_ws" else 1.0)
+    def act_layer(self, folded: bool = False, inplace: bool = False) -> GammaAct:
+        """This network's activation: gamma-scaled for Scaled WS, plain (gamma 1) for He init or when
+        ``folded`` (its gamma then lives in the next conv's weight)."""
+        plain = folded or self.conv_type != "scaled_ws"
+        return GammaAct(self.act, gamma=1.0 if plain else None, inplace=inplace)
 
     def bottleneck_width(self, in_chs: int, out_chs: int, first_in_net: bool) -> tuple[int, int]:
         """(width, groups) of a block's bottleneck, rounded down to whole groups as the paper does."""
@@ -77,13 +105,13 @@ class TransitionShortcut(nn.Module):
     The pool uses ``ceil_mode`` without counting padding, so odd sizes match the strided 3x3 path.
     """
 
-    def __init__(self, cfg: NfCfg, in_chs: int, out_chs: int, stride: int) -> None:
+    def __init__(self, cfg: NfCfg, in_chs: int, out_chs: int, stride: int, input_scale: float = 1.0) -> None:
         super().__init__()
         pooled = cfg.shortcut_pool and stride > 1
         self.pool = (
             nn.AvgPool2d(2, stride, ceil_mode=True, count_include_pad=False) if pooled else nn.Identity()
         )
-        self.conv = cfg.conv(in_chs, out_chs, 1, stride=1 if pooled else stride)
+        self.conv = cfg.conv(in_chs, out_chs, 1, input_scale=input_scale, stride=1 if pooled else stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(self.pool(x))
@@ -111,21 +139,32 @@ class NormFreeBlock(nn.Module):
         mid_chs, groups = cfg.bottleneck_width(in_chs, out_chs, first_in_net)
         self.beta = beta
         self.alpha = cfg.alpha
-        self.act1 = cfg.act_layer()
+        self.folded = cfg.folds
+        # Folded: act1's gamma and 1/beta scale conv1's and the shortcut conv's weights, act2/act3's gammas
+        # scale conv2/conv3's; branch activations then run in place (act1 not: x is the skip path).
+        gamma = cfg.gamma if self.folded else 1.0
+        in_scale = gamma / beta if self.folded else 1.0
+        self.act1 = cfg.act_layer(folded=self.folded)
         needs_proj = stride > 1 or in_chs != out_chs
-        self.downsample = TransitionShortcut(cfg, in_chs, out_chs, stride) if needs_proj else None
-        self.conv1 = cfg.conv(in_chs, mid_chs, 1)
-        self.act2 = cfg.act_layer()
-        self.conv2 = cfg.conv(mid_chs, mid_chs, 3, stride=stride, dilation=dilation, groups=groups)
+        self.downsample = TransitionShortcut(cfg, in_chs, out_chs, stride, in_scale) if needs_proj else None
+        self.conv1 = cfg.conv(in_chs, mid_chs, 1, input_scale=in_scale)
+        self.act2 = cfg.act_layer(folded=self.folded, inplace=self.folded)
+        self.conv2 = cfg.conv(
+            mid_chs, mid_chs, 3, input_scale=gamma, stride=stride, dilation=dilation, groups=groups
+        )
         se_chs = max(1, int(mid_chs * cfg.se_ratio)) if cfg.se_ratio else 0
+        # The SE gain (x2) precedes act3; SiLU is not positively homogeneous, so it cannot move into conv3.
         self.se = NFSqueezeExcite(mid_chs, se_chs, cfg.act) if se_chs else nn.Identity()
-        self.act3 = cfg.act_layer()
-        self.conv3 = cfg.conv(mid_chs, out_chs, 1)
+        self.act3 = cfg.act_layer(folded=self.folded, inplace=self.folded)
+        self.conv3 = cfg.conv(mid_chs, out_chs, 1, input_scale=gamma)
+        self.drop_path_rate = float(drop_path)
         self.drop_path = StochasticDepth(drop_path) if drop_path > 0 else nn.Identity()
         self.skipinit_gain = nn.Parameter(torch.zeros(()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.act1(x) * (1.0 / self.beta)
+        out = self.act1(x)
+        if not self.folded:
+            out = out * (1.0 / self.beta)
         shortcut = x
         if self.downsample is not None:
             shortcut = self.downsample(out)
@@ -133,6 +172,12 @@ class NormFreeBlock(nn.Module):
         out = self.conv2(self.act2(out))
         out = self.se(out)
         out = self.conv3(self.act3(out))
+        if self.folded:
+            # shortcut + out * (alpha * skip gain [* per-sample keep mask]): one fused multiply-add
+            scale = (self.skipinit_gain * self.alpha).to(out.dtype)
+            if self.training and self.drop_path_rate > 0.0:
+                scale = scale * drop_path_keep_mask(out, self.drop_path_rate)
+            return torch.addcmul(shortcut, out, scale)
         out = self.drop_path(out * (self.skipinit_gain * self.alpha))
         return out + shortcut
 
