@@ -13,7 +13,7 @@ from torch import nn
 
 from nf_plugins.cli import main as cli_main
 from nf_plugins.models import NormFreeNet
-from nf_plugins.spp import find_blocks, signal_propagation
+from nf_plugins.spp import find_blocks, plot_spp, read_json, signal_propagation, write_json
 from nf_plugins.spp.reference_nets import plain_nf_cfg, preact_resnet
 
 PANEL_KEYS = ("avg_channel_squared_mean", "avg_channel_variance", "residual_avg_channel_variance")
@@ -161,3 +161,14 @@ def test_cli_timm_models_and_bad_names(tmp_path, capsys):
         cli_main(["spp", "--figure", "2", "--depth", "50", "--out", str(tmp_path / "c.png")])
     assert "multiple of 12" in capsys.readouterr().err
     assert not (tmp_path / "b.png").exists() and not (tmp_path / "c.png").exists()
+
+
+def test_json_roundtrip_file_mode_and_bad_json(tmp_path):
+    result = signal_propagation(_small_nf(), img_size=32, batch_size=2, name="small")
+    path = write_json([result], tmp_path / "s.json")
+    assert path.stat().st_mode & 0o044  # readable by others like any normal output file (umask 022)
+    assert read_json(path) == [result]
+    plot_spp(read_json(path), tmp_path / "s.png", log_scale=True)
+    (tmp_path / "bad.json").write_text(json.dumps([{"model": "m", "blocks": [{"index": 0}]}]))
+    with pytest.raises(ValueError, match="bad.json: m block 0 must have exactly the keys"):
+        read_json(tmp_path / "bad.json")

@@ -1,6 +1,7 @@
 """Signal Propagation Plots (paper section 3): per-block statistics of any timm model at init."""
 
 from .adapters import BlockFamily, BlockSpec, find_blocks, register_family, supported_families
+from .plot import plot_spp, read_json, write_json
 from .reference_nets import FIGURES, REFERENCE_NETS, build_reference
 from .stats import (
     BlockStats,
@@ -23,7 +24,10 @@ __all__ = [
     "channel_stats",
     "find_blocks",
     "gaussian_input",
+    "plot_spp",
+    "read_json",
     "register_family",
     "signal_propagation",
     "supported_families",
+    "write_json",
 ]

@@ -3,13 +3,14 @@ ends; and write the statistics as JSON. Outputs are written atomically (temp fil
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from .stats import SppResult
+from .stats import BlockStats, SppResult
 
 PANELS = (
     ("avg_channel_squared_mean", "Average Channel Squared Mean"),
@@ -24,6 +25,9 @@ def _atomic_write(path: str | os.PathLike, write) -> Path:
         raise FileNotFoundError(f"output directory {path.parent} does not exist; create it first")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the result a normal file's mode
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -84,3 +88,21 @@ def write_json(results: Sequence[SppResult], out: str | os.PathLike) -> Path:
             json.dump([r.to_dict() for r in results], f, indent=1)
 
     return _atomic_write(out, write)
+
+
+def read_json(path: str | os.PathLike) -> list[SppResult]:
+    """Load statistics written by ``write_json`` (e.g. to redraw a plot without re-running the nets)."""
+    keys = {f.name for f in dataclasses.fields(BlockStats)}
+    with open(path) as f:
+        data = json.load(f)
+    results = []
+    for i, entry in enumerate(data if isinstance(data, list) else [None]):
+        if not isinstance(entry, dict) or not isinstance(entry.get("blocks"), list) or "model" not in entry:
+            raise ValueError(f"{path}: entry {i} is not a {{'model': str, 'blocks': [...]}} object")
+        for j, blk in enumerate(entry["blocks"]):
+            if not isinstance(blk, dict) or set(blk) != keys:
+                raise ValueError(
+                    f"{path}: {entry['model']} block {j} must have exactly the keys {sorted(keys)}"
+                )
+        results.append(SppResult(entry["model"], [BlockStats(**b) for b in entry["blocks"]]))
+    return results
