@@ -24,11 +24,28 @@ def main(argv: list[str] | None = None) -> int:
 
     spp = sub.add_parser("spp", help="Signal Propagation Plots of timm models or the paper's figures")
     add_spp_arguments(spp)
+    onnx = sub.add_parser("export-onnx", help="export a model to ONNX with Scaled WS folded into plain convs")
+    onnx.add_argument("model", help="registered model name, e.g. nf_regnet_b0")
+    onnx.add_argument("--out", required=True, help="output .onnx path")
+    onnx.add_argument("--checkpoint", default=None, help="weights to load (safetensors or .pth state dict)")
+    onnx.add_argument("--num-classes", type=int, default=1000)
+    onnx.add_argument("--img-size", type=int, default=None, help="default: the model's test resolution")
     args = parser.parse_args(argv)
     if args.command == "spp":
         from .spp.cli import run as run_spp
 
         run_spp(args, spp)
+    if args.command == "export-onnx":
+        from .deploy import export_onnx
+        from .models import create_model
+
+        kwargs = {"checkpoint_path": args.checkpoint} if args.checkpoint else {}
+        model = create_model(args.model, num_classes=args.num_classes, **kwargs)
+        size = (
+            args.img_size
+            or (model.pretrained_cfg.get("test_input_size") or model.pretrained_cfg["input_size"])[-1]
+        )
+        print(f"wrote {export_onnx(model, args.out, input_size=(3, size, size))}")
     if args.command == "bench":
         from .bench import BenchConfig, run_benchmark
         from .bench.runner import to_markdown, write_report
