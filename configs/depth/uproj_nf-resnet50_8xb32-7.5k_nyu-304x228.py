@@ -15,6 +15,7 @@ model = dict(
         bgr_to_rgb=True,
         pad_val=0,
         seg_pad_val=0,
+        size=crop_size,  # training batches are all 304x228 crops; test images are not padded
     ),
     backbone=dict(
         type="NFBackbone",

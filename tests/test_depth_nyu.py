@@ -1,0 +1,263 @@
+"""NYUv2 data path end to end: official-format .mat + splits.mat -> prepare_nyu.py -> train -> test.py.
+
+The fixtures are written in the official on-disk formats (HDF5 v7.3 labeled file through h5py, MATLAB v5
+splits through scipy), so a transposition or index-base mistake in the converter shows up here.
+"""
+
+import importlib.util
+import json
+import pickle
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+h5py = pytest.importorskip("h5py")
+scipy_io = pytest.importorskip("scipy.io")
+pytest.importorskip("mmseg")
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "configs/depth/uproj_nf-resnet50_8xb32-7.5k_nyu-304x228.py"
+H, W = 480, 640  # the labeled set's resolution
+
+
+def _load_prepare_nyu():
+    spec = importlib.util.spec_from_file_location("prepare_nyu", ROOT / "tools/prepare_nyu.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+prepare_nyu = _load_prepare_nyu()
+
+
+def make_scene(i: int, h: int = H, w: int = W) -> tuple[np.ndarray, np.ndarray]:
+    """An RGB image (h, w, 3) and depth in metres (h, w) that are asymmetric in x and y."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    depth = 1.0 + 4.0 * xx / w + 2.0 * yy / h + 0.5 * i  # 1..7.5 m, different gradient per axis
+    rgb = np.stack([255 * xx / w, 255 * yy / h, np.full_like(xx, 40.0 * i)], -1)
+    return rgb.astype(np.uint8), depth.astype(np.float32)
+
+
+def write_labeled_mat(path: Path, scenes: list, hole: bool = True) -> None:
+    """Like nyu_depth_v2_labeled.mat: MATLAB (H, W, 3, N) / (H, W, N) arrays, which h5py sees reversed."""
+    images = np.stack([rgb.transpose(2, 1, 0) for rgb, _ in scenes])  # (N, 3, W, H)
+    depths = np.stack([d.T for _, d in scenes])  # (N, W, H)
+    if hole:
+        depths[0, :10, :10] = 0.0  # a patch without depth
+    with h5py.File(path, "w") as f:
+        f.create_dataset("images", data=images)
+        f.create_dataset("depths", data=depths)
+        f.create_dataset("rawDepths", data=depths)
+
+
+def write_splits(path: Path, train, test) -> None:
+    scipy_io.savemat(
+        path,
+        {
+            "trainNdxs": np.asarray(train, float).reshape(-1, 1),
+            "testNdxs": np.asarray(test, float).reshape(-1, 1),
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def nyu_sources(tmp_path_factory):
+    d = tmp_path_factory.mktemp("nyu_raw")
+    scenes = [make_scene(i) for i in range(6)]
+    write_labeled_mat(d / "nyu_depth_v2_labeled.mat", scenes)
+    write_splits(d / "splits.mat", train=[1, 3, 4, 6], test=[2, 5])  # 1-based, as the official file
+    return d, scenes
+
+
+def _run(*args, cwd=ROOT, timeout=600):
+    return subprocess.run(
+        [sys.executable, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+
+
+# ---------------------------------------------------------------- converter
+def test_prepare_nyu_converts_official_format_exactly(nyu_sources, tmp_path):
+    raw, scenes = nyu_sources
+    mat, splits = raw / "nyu_depth_v2_labeled.mat", raw / "splits.mat"
+    res = _run(ROOT / "tools/prepare_nyu.py", mat, "--splits", splits, "-o", tmp_path / "nyu")
+    assert res.returncode == 0, res.stderr
+    assert "NYU layout OK" in res.stdout and "train 4 images, test 2 images" in res.stdout
+    assert "NYUv2 labeled -> mmseg layout" in res.stderr  # tqdm progress bar
+    names = {p.name for p in (tmp_path / "nyu/images/test").iterdir()}
+    assert names == {"nyu_0002.jpg", "nyu_0005.jpg"}  # 1-based MATLAB indices
+    for idx in (1, 2):  # index 1 = scene 0 (train, with the hole), index 2 = scene 1 (test)
+        split = "train" if idx == 1 else "test"
+        rgb, depth = scenes[idx - 1]
+        png = cv2.imread(str(tmp_path / f"nyu/annotations/{split}/nyu_{idx:04d}.png"), cv2.IMREAD_UNCHANGED)
+        assert png.dtype == np.uint16 and png.shape == (H, W)
+        expected = np.round(depth.astype(np.float64) * 1000).astype(np.uint16)
+        if idx == 1:
+            expected[:10, :10] = 0
+        np.testing.assert_array_equal(png, expected)
+        jpg = cv2.imread(str(tmp_path / f"nyu/images/{split}/nyu_{idx:04d}.jpg"))[..., ::-1]
+        assert np.abs(jpg.astype(int) - rgb.astype(int)).mean() < 2.0  # JPEG q95, same orientation
+
+
+def test_prepare_nyu_refuses_to_overwrite(nyu_sources, tmp_path):
+    raw, _ = nyu_sources
+    (tmp_path / "nyu/images/train").mkdir(parents=True)
+    (tmp_path / "nyu/images/train/mine.jpg").write_bytes(b"user data")
+    with pytest.raises(FileExistsError, match="not empty"):
+        prepare_nyu.convert_labeled_mat(
+            raw / "nyu_depth_v2_labeled.mat", raw / "splits.mat", tmp_path / "nyu"
+        )
+    assert (tmp_path / "nyu/images/train/mine.jpg").read_bytes() == b"user data"
+
+
+def test_prepare_nyu_rejects_mat_without_expected_datasets(tmp_path):
+    bad = tmp_path / "not_labeled.mat"
+    with h5py.File(bad, "w") as f:
+        f.create_dataset("images", data=np.zeros((2, 3, 8, 6), np.uint8))
+        f.create_dataset("accelData", data=np.zeros((2, 4)))
+    write_splits(tmp_path / "splits.mat", [1], [2])
+    res = _run(ROOT / "tools/prepare_nyu.py", bad, "--splits", tmp_path / "splits.mat", "-o", tmp_path / "o")
+    assert res.returncode == 1
+    assert "not_labeled.mat: missing dataset(s) ['depths']" in res.stderr and "accelData" in res.stderr
+    v5 = tmp_path / "v5.mat"  # an old-style (non-HDF5) .mat
+    scipy_io.savemat(v5, {"images": np.zeros(3)})
+    with pytest.raises(prepare_nyu.NYUFormatError, match=r"v5\.mat: not an HDF5 \(MATLAB v7\.3\) file"):
+        prepare_nyu.convert_labeled_mat(v5, tmp_path / "splits.mat", tmp_path / "o2")
+
+
+@pytest.mark.parametrize(
+    ("train", "test", "message"),
+    [
+        ([1, 2, 7], [3], r"trainNdxs has indices \[7\] outside 1\.\.6"),
+        ([0, 1], [2], r"trainNdxs has indices \[0\] outside 1\.\.6, .*1-based"),
+        ([1, 2], [2, 3], r"indices \[2\] are in both trainNdxs and testNdxs"),
+    ],
+)
+def test_prepare_nyu_rejects_mismatched_split_indices(nyu_sources, tmp_path, train, test, message):
+    raw, _ = nyu_sources
+    write_splits(tmp_path / "my_splits.mat", train, test)
+    with pytest.raises(prepare_nyu.NYUFormatError, match=r"my_splits\.mat: " + message):
+        prepare_nyu.convert_labeled_mat(
+            raw / "nyu_depth_v2_labeled.mat", tmp_path / "my_splits.mat", tmp_path / "o"
+        )
+    assert not (tmp_path / "o").exists()  # nothing written before the check
+
+
+def test_prepare_nyu_rejects_splits_without_keys(nyu_sources, tmp_path):
+    raw, _ = nyu_sources
+    scipy_io.savemat(tmp_path / "splits.mat", {"train": np.ones((2, 1))})
+    with pytest.raises(prepare_nyu.NYUFormatError, match=r"splits\.mat: missing \['trainNdxs', 'testNdxs'\]"):
+        prepare_nyu.convert_labeled_mat(
+            raw / "nyu_depth_v2_labeled.mat", tmp_path / "splits.mat", tmp_path / "o"
+        )
+
+
+def _mmseg_zip(path: Path, depth_dtype=np.uint16) -> None:
+    """mmseg's NYU zip: nyu/nyu_{train,test}.txt listing '<scene>/rgb_X.jpg <scene>/sync_depth_X.png f'."""
+    with zipfile.ZipFile(path, "w") as zf:
+        for split, ids in (("train", [1, 2]), ("test", [3])):
+            lines = []
+            for i in ids:
+                rgb, depth = make_scene(i, 24, 32)
+                scene = f"bedroom_{i:04d}"
+                d = (
+                    (depth * 1000).astype(np.uint16)
+                    if depth_dtype == np.uint16
+                    else depth.astype(depth_dtype)
+                )
+                zf.writestr(f"nyu/{scene}/rgb_{i:05d}.jpg", cv2.imencode(".jpg", rgb)[1].tobytes())
+                zf.writestr(f"nyu/{scene}/sync_depth_{i:05d}.png", cv2.imencode(".png", d)[1].tobytes())
+                lines.append(f"/{scene}/rgb_{i:05d}.jpg /{scene}/sync_depth_{i:05d}.png 518.8579")
+            zf.writestr(f"nyu/nyu_{split}.txt", "\n".join(lines) + "\n")
+
+
+def test_prepare_nyu_accepts_mmseg_zip_layout(tmp_path):
+    _mmseg_zip(tmp_path / "nyu.zip")
+    res = _run(ROOT / "tools/prepare_nyu.py", tmp_path / "nyu.zip", "-o", tmp_path / "nyu")
+    assert res.returncode == 0, res.stderr
+    assert "train 2 images, test 1 images" in res.stdout
+    assert (tmp_path / "nyu/annotations/test/bedroom_0003_00003.png").is_file()  # mmseg's own naming
+
+
+def test_prepare_nyu_rejects_8bit_depth_pngs(tmp_path):
+    _mmseg_zip(tmp_path / "nyu8.zip", depth_dtype=np.uint8)
+    res = _run(ROOT / "tools/prepare_nyu.py", tmp_path / "nyu8.zip", "-o", tmp_path / "nyu")
+    assert res.returncode == 1
+    assert "bedroom_0001_00001.png: depth PNG is uint8" in res.stderr and "16-bit" in res.stderr
+
+
+# ---------------------------------------------------------------- end to end
+def _numpy_depth_metrics(gt: np.ndarray, pred: np.ndarray) -> dict:
+    """Per-image NYU metrics as in Eigen et al. / Laina et al., written out independently in numpy."""
+    valid = (gt > 1e-3) & (gt < 10.0)
+    crop = np.zeros_like(valid)
+    crop[45:471, 41:601] = True  # the standard NYU evaluation crop (Eigen et al.)
+    g, p = gt[valid & crop].astype(np.float64), pred[valid & crop].astype(np.float64)
+    ratio = np.maximum(g / p, p / g)
+    return {
+        "d1": np.mean(ratio < 1.25),
+        "d2": np.mean(ratio < 1.25**2),
+        "d3": np.mean(ratio < 1.25**3),
+        "abs_rel": np.mean(np.abs(p - g) / g),
+        "rmse": np.sqrt(np.mean((p - g) ** 2)),
+        "log10": np.mean(np.abs(np.log10(p) - np.log10(g))),
+        "rmse_log": np.sqrt(np.mean((np.log(p) - np.log(g)) ** 2)),
+    }
+
+
+def test_nyu_mat_to_trained_model_to_metrics(nyu_sources, tmp_path):
+    raw, _ = nyu_sources
+    data = tmp_path / "nyu"
+    mat, splits = raw / "nyu_depth_v2_labeled.mat", raw / "splits.mat"
+    res = _run(ROOT / "tools/prepare_nyu.py", mat, "--splits", splits, "-o", data)
+    assert res.returncode == 0, res.stderr
+    small = [
+        f"train_dataloader.dataset.data_root={data}", f"val_dataloader.dataset.data_root={data}",
+        f"test_dataloader.dataset.data_root={data}", "train_dataloader.batch_size=2",
+        "train_dataloader.num_workers=0", "train_dataloader.persistent_workers=False",
+        "val_dataloader.num_workers=0", "val_dataloader.persistent_workers=False",
+        "test_dataloader.num_workers=0", "test_dataloader.persistent_workers=False",
+        # small backbone and decoder width (Laina's decoder is heavy on CPU); structure as shipped
+        "model.backbone.model_name=nf_regnet_b0", "model.decode_head.in_channels=960",
+        "model.decode_head.channels=32", "optim_wrapper.optimizer.lr=0.01",
+        "train_cfg.max_iters=2", "train_cfg.val_begin=1000",  # no in-training val: tools/test.py below
+        "param_scheduler.0.T_max=2", "param_scheduler.0.end=2", "default_hooks.checkpoint.interval=2",
+        "default_hooks.logger.interval=1",
+    ]  # fmt: skip
+    work = tmp_path / "work"
+    res = _run(ROOT / "tools/train.py", CONFIG, "--work-dir", work, "--cfg-options", *small)
+    assert res.returncode == 0, res.stderr[-3000:]
+    ckpt = work / "iter_2.pth"
+    assert ckpt.is_file()
+    log = "".join(p.read_text() for p in work.glob("*/*.log"))
+    assert "loss_berhu" in log
+    # tools/test.py with mmseg's DepthMetric, plus mmengine's DumpResults to get the same predictions back.
+    dump = tmp_path / "preds.pkl"
+    derived = tmp_path / "test_cfg.py"
+    derived.write_text(
+        f"_base_ = {str(CONFIG)!r}\n"
+        "test_evaluator = [dict(type='DepthMetric', min_depth_eval=0.001, max_depth_eval=10.0, "
+        f"crop_type='nyu_crop'), dict(type='DumpResults', out_file_path={str(dump)!r})]\n"
+    )
+    res = _run(
+        ROOT / "tools/test.py", derived, ckpt, "--work-dir", tmp_path / "test_work", "--cfg-options", *small
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    metrics = json.loads((tmp_path / "test_work/test_metrics.json").read_text())["metrics"]
+    seven = ("d1", "d2", "d3", "rmse", "abs_rel", "log10", "rmse_log")
+    assert set(seven) <= set(metrics) and all(np.isfinite(metrics[k]) for k in seven)
+    samples = pickle.loads(dump.read_bytes())
+    assert sorted(Path(s["img_path"]).name for s in samples) == ["nyu_0002.jpg", "nyu_0005.jpg"]
+    per_image = []
+    for s in samples:
+        pred = s["pred_depth_map"]["data"].numpy().squeeze()
+        gt_png = Path(s["img_path"].replace("images", "annotations")).with_suffix(".png")
+        gt = cv2.imread(str(gt_png), cv2.IMREAD_UNCHANGED).astype(np.float64) / 1000.0  # mm -> m
+        assert pred.shape == gt.shape == (H, W)
+        per_image.append(_numpy_depth_metrics(gt, pred))
+    for k in seven:
+        assert metrics[k] == pytest.approx(np.mean([m[k] for m in per_image]), rel=1e-4, abs=1e-6), k
