@@ -190,3 +190,20 @@ def test_missing_imagenet_checkpoint_is_an_error_not_random_weights():
         FileNotFoundError, match="model.backbone.checkpoint_path='checkpoints/nf_regnet_b0_in1k"
     ):
         MODELS.build(cfg.model)
+
+
+def test_random_rescale_scales_each_image_by_its_own_size():
+    from nf_plugins.downstream import RandomRescale
+
+    img = np.zeros((80, 100, 3), np.uint8)
+    seg = np.zeros((80, 100), np.uint8)
+    seg[:, 50:] = 7
+    for ratio, size in ((0.5, (40, 50)), (2.0, (160, 200))):
+        out = RandomRescale((ratio, ratio))(
+            dict(img=img.copy(), gt_seg_map=seg.copy(), seg_fields=["gt_seg_map"])
+        )
+        assert out["img"].shape[:2] == size and out["gt_seg_map"].shape == size
+        assert set(np.unique(out["gt_seg_map"]).tolist()) == {0, 7}  # nearest: no invented labels
+    np.random.seed(0)
+    sides = [RandomRescale((0.5, 2.0))(dict(img=img.copy()))["img"].shape[1] for _ in range(200)]
+    assert 50 <= min(sides) < 60 and 190 < max(sides) <= 200
