@@ -7,6 +7,7 @@ setup:
 
 demo: setup
 	$(PY) tools/demo.py
+	$(PY) tools/demo_segmentation.py
 
 test: setup
 	$(PY) -m ruff check .
