@@ -194,3 +194,28 @@ def test_push_refuses_folders_with_pickles_or_bad_repo(tmp_path):
         push_folder_to_hub(folder, "org/name")
     with pytest.raises(ValueError, match="unexpected"):
         check_hub_folder(folder)
+
+
+# ---- timm's NF-ResNet-50 weights vs the paper-exact architecture -------------------------------------
+
+
+def test_timm_nf_resnet50_maps_exactly_except_for_its_avgpool_shortcut():
+    """Gamma, eps, gain shape, skipinit and final act map exactly; the avg-pool shortcut does not."""
+    from dataclasses import replace
+
+    from nf_plugins.hub.timm_compat import nf_resnet_from_timm
+    from nf_plugins.models import NormFreeNet
+    from nf_plugins.models.nf_resnet import model_cfgs
+
+    reference = _randomize(nfnet.nf_resnet50(pretrained=False))  # timm's code, no plugin involved
+    mapped = nf_resnet_from_timm(reference.state_dict())
+    pooled = NormFreeNet(replace(model_cfgs["nf_resnet50"], shortcut_pool=True)).eval()
+    pooled.load_state_dict(mapped, strict=True)
+    paper = timm.create_model("nf_resnet50").eval()
+    paper.load_state_dict(mapped, strict=True)  # same keys and shapes...
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = reference(x)
+        torch.testing.assert_close(pooled(x), expected, atol=1e-5, rtol=1e-4)
+        gap = (paper(x) - expected).abs().max() / expected.abs().max()
+    assert gap > 0.05, gap  # ...but the strided 1x1 shortcut computes something else
