@@ -21,7 +21,7 @@ import yaml
 from PIL import Image
 
 import nf_plugins
-from nf_plugins.hub import export_for_hub, load_training_checkpoint, model_from_training_checkpoint
+from nf_plugins.hub import load_training_checkpoint, model_from_training_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOL = ROOT / "tools" / "train_imagenet.py"
@@ -29,6 +29,9 @@ TOOL = ROOT / "tools" / "train_imagenet.py"
 _spec = importlib.util.spec_from_file_location("train_imagenet", TOOL)
 train_imagenet = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(train_imagenet)
+_spec = importlib.util.spec_from_file_location("export_hub", ROOT / "tools" / "export_hub.py")
+export_hub = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(export_hub)
 
 TINY_MODULE = '''
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
@@ -219,10 +222,20 @@ def test_single_process_trains_resumes_exactly_and_exports(setup, tmp_path):
     for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values(), strict=True):
         assert torch.equal(sa["momentum_buffer"], sb["momentum_buffer"])
 
-    # the EMA weights of the checkpoint export to the Hub layout and load back with the same logits
+    # tools/export_hub.py: the EMA weights of the checkpoint to the Hub layout, loaded back with equal logits
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"top1": 66.7}))
+    out = tmp_path / "hub"
+    with pytest.raises(ValueError, match="repo id"):
+        export_hub.main([str(full / "last.pth"), "--out", str(out), "--push", "not a repo"])
+    assert not out.exists()
+    export_hub.main([str(full / "last.pth"), "--out", str(out), "--tag", "tiny", "--results", str(results)])
+    card = (out / "README.md").read_text()
+    assert "| lr | 0.1 |" in card and "| steps | 9 |" in card and "| weights | ema |" in card
+    assert "| top1 | 66.7 |" in card
     model, _ = model_from_training_checkpoint(full / "last.pth")
-    folder = export_for_hub(model, tmp_path / "hub", tag="tiny", recipe=a["config"], compute_macs=False)
-    loaded = timm.create_model(f"local-dir:{folder}", pretrained=True).eval()
+    assert all(torch.equal(v, a["ema"][k]) for k, v in model.state_dict().items())
+    loaded = timm.create_model(f"local-dir:{out}", pretrained=True).eval()
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(loaded(x), model(x))
