@@ -175,6 +175,9 @@ def test_export_never_overwrites_and_rejects_bad_names(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temp folder left behind
     with pytest.raises(ValueError, match="timm's own weight tag"):
         export_for_hub(timm.create_model("nf_resnet50", num_classes=2), tmp_path / "x", tag="ra2_in1k")
+    timm_variant = timm.create_model("nf_resnet50.ra2_in1k", num_classes=2)  # timm's architecture
+    with pytest.raises(ValueError, match="timm's own nf_resnet50.*would not load back"):
+        export_for_hub(timm_variant, tmp_path / "x", tag="ft", compute_macs=False)
     with pytest.raises(ValueError, match="tag must be"):
         export_for_hub(model, tmp_path / "x", tag="../evil")
     for bad in ("noslash", "a/b/c", "org/bad name", "org/..", "../x"):

@@ -22,7 +22,7 @@ from huggingface_hub.utils import HFValidationError
 from huggingface_hub.utils import validate_repo_id as _hf_validate_repo_id
 from timm.models import is_model, save_for_hf
 
-from ..models import timm_weight_tags
+from ..models import PAPER_MODELS, timm_weight_tags
 from ..models.complexity import count_macs, count_params
 from .model_card import model_card
 
@@ -95,6 +95,12 @@ def export_for_hub(
             "export needs a model built by timm.create_model (it reads model.pretrained_cfg['architecture'])"
         )
     architecture = cfg["architecture"]
+    if architecture in PAPER_MODELS and not type(model).__module__.startswith("nf_plugins"):
+        raise ValueError(
+            f"this is timm's own {architecture} ({type(model).__module__}), but with nf_plugins imported the "
+            f"name {architecture!r} builds the paper-exact network, so the export would not load back; "
+            "export timm's variant with timm.models.save_for_hf in a process without nf_plugins"
+        )
     validate_tag(tag, architecture)
     if repo_id is not None:
         validate_repo_id(repo_id)
