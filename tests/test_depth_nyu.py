@@ -224,6 +224,7 @@ def test_nyu_mat_to_trained_model_to_metrics(nyu_sources, tmp_path):
         # small backbone and decoder width (Laina's decoder is heavy on CPU); structure as shipped
         "model.backbone.model_name=nf_regnet_b0", "model.decode_head.in_channels=960",
         "model.decode_head.channels=32", "optim_wrapper.optimizer.lr=0.01",
+        "model.backbone.checkpoint_path=None",  # random weights: no ImageNet checkpoint offline
         "train_cfg.max_iters=2", "train_cfg.val_begin=1000",  # no in-training val: tools/test.py below
         "param_scheduler.0.T_max=2", "param_scheduler.0.end=2", "default_hooks.checkpoint.interval=2",
         "default_hooks.logger.interval=1",

@@ -1,2 +1,4 @@
 _base_ = "./uproj_nf-resnet50_8xb32-7.5k_nyu-304x228.py"
-model = dict(backbone=dict(model_name="nf_resnet152"))
+model = dict(
+    backbone=dict(model_name="nf_resnet152", checkpoint_path="checkpoints/nf_resnet152_in1k.safetensors")
+)

@@ -20,7 +20,7 @@ model = dict(
     backbone=dict(
         type="NFBackbone",
         model_name="nf_resnet50",
-        checkpoint_path=None,  # set to the ImageNet checkpoint of the classification model
+        checkpoint_path="checkpoints/nf_resnet50_in1k.safetensors",  # ImageNet weights (classification model)
         out_indices=(4,),
         output_stride=32,  # Laina's decoder starts from the undilated stride-32 final stage
     ),

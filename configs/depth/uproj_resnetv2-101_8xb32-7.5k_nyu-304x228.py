@@ -1,5 +1,6 @@
 # BN baseline (pre-activation ResNetV2-101); the decoder uses Laina's original conv-BN-ReLU blocks.
 _base_ = "./uproj_nf-resnet50_8xb32-7.5k_nyu-304x228.py"
 model = dict(
-    backbone=dict(model_name="resnetv2_101"), decode_head=dict(norm_cfg=dict(_delete_=True, type="BN"))
+    backbone=dict(model_name="resnetv2_101", checkpoint_path="checkpoints/resnetv2_101_in1k.safetensors"),
+    decode_head=dict(norm_cfg=dict(_delete_=True, type="BN")),
 )
