@@ -17,7 +17,13 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     bench.add_argument("--reps", type=int, default=3, help="interleaved repetitions (median reported)")
     bench.add_argument("--train-px", type=int, default=128, help="training resolution of the ResNet suites")
-    bench.add_argument("--no-memory", action="store_true", help="skip the per-process memory measurements")
+    bench.add_argument("--infer-px", type=int, default=224, help="inference resolution")
+    bench.add_argument(
+        "--suites",
+        nargs="*",
+        default=None,
+        help="subset: vs_bn vs_effnet vs_timm_own_train vs_timm_own_infer folded scaling memory gpu",
+    )
     bench.add_argument("--json", default="benchmark.json", help="output JSON path")
     bench.add_argument("--md", default="benchmark.md", help="output markdown path")
     from .spp.cli import add_arguments as add_spp_arguments
@@ -52,7 +58,13 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.reps < 1 or args.train_px < 32:
             parser.error("--reps must be >= 1 and --train-px >= 32")
-        cfg = BenchConfig(quick=args.quick, reps=args.reps, train_px=args.train_px, memory=not args.no_memory)
+        cfg = BenchConfig(
+            quick=args.quick,
+            reps=args.reps,
+            train_px=args.train_px,
+            infer_px=args.infer_px,
+            suites=tuple(args.suites) if args.suites else None,
+        )
         if args.device:
             cfg.device = args.device
         if args.threads:

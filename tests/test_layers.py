@@ -173,3 +173,18 @@ def test_stochastic_depth_does_not_rescale():
     assert torch.equal(y[kept], x[kept])  # survivors are *not* divided by the keep rate
     assert 0.4 < kept.float().mean() < 0.6
     assert torch.equal(dp.eval()(x), x)
+
+
+def test_standardization_autograd_node_matches_composed_ops():
+    """The single-node Scaled WS (saves no weight-sized intermediates) has the exact gradient."""
+    from nf_plugins.layers.scaled_std_conv import _ScaledStandardize
+
+    w = torch.randn(6, 3, 3, 3, dtype=torch.float64, requires_grad=True)
+    g = torch.rand(6, dtype=torch.float64, requires_grad=True) + 0.5
+    assert torch.autograd.gradcheck(lambda w, g: _ScaledStandardize.apply(w, g, 27, 1e-4, 1.3), (w, g))
+    conv = ScaledStdConv2d(3, 6, 3, input_scale=1.3).double()
+    with torch.no_grad():
+        conv.weight.copy_(w)
+        conv.gain.copy_(g)
+    composed = torch.jit.script(conv).standardized_weight  # the scripted path uses the composed ops
+    torch.testing.assert_close(conv.standardized_weight(), composed())

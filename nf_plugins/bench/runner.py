@@ -28,7 +28,9 @@ class BenchConfig:
     threads: int = torch.get_num_threads()
     reps: int = 3
     train_px: int = 128
-    memory: bool = True
+    infer_px: int = 224
+    infer_batch: int | None = None  # throughput batch; default 8 with quick, else 32
+    suites: tuple[str, ...] | None = None  # None: all (see run_benchmark)
 
 
 @dataclass
@@ -111,6 +113,7 @@ class Benchmark:
         torch.set_num_threads(cfg.threads)
         self.rows: list[Row] = []
         self.peak_gflops = matmul_peak_gflops(self.device)
+        self.infer_batch = cfg.infer_batch or (8 if cfg.quick else 32)
 
     def _time(self, fns: dict[str, Callable[[], object]], iters: int) -> dict[str, float]:
         return time_interleaved(fns, self.device, reps=self.cfg.reps, iters=iters)
@@ -151,7 +154,7 @@ class Benchmark:
     def inference_pairs(self, suite: str, pairs: list[tuple[str, str]], px: int) -> None:
         for ours, peer in pairs:
             m_ours, m_peer = build(ours), build(peer)
-            for batch, unit in ((1, "ms"), (32 if not self.cfg.quick else 8, "img/s")):
+            for batch, unit in ((1, "ms"), (self.infer_batch, "img/s")):
                 sec = self._time(
                     {
                         ours: _infer(m_ours, batch, px, self.device),
@@ -171,7 +174,7 @@ class Benchmark:
             folded = build(f"ours:{name}")
             recomputed = set_weight_cache(build(f"ours:{name}"), False)
             recomputed.load_state_dict(folded.state_dict())
-            for batch, unit in ((1, "ms"), (8 if self.cfg.quick else 32, "img/s")):
+            for batch, unit in ((1, "ms"), (self.infer_batch, "img/s")):
                 f_run, r_run = (
                     _infer(folded, batch, px, self.device),
                     _infer(recomputed, batch, px, self.device),
@@ -205,14 +208,26 @@ class Benchmark:
                 Row("scaling", f"ours:{name}", None, f"train b{batches[0]} {px}px", "img/s", batches[0] / sec)
             )
 
-    def memory(self, pairs: list[tuple[str, str]], batch: int, px: int) -> None:
+    def memory(self, pairs: list[tuple[str, str]], batches: list[int], px: int) -> None:
+        unit = "MiB peak heap" if self.device.type == "cpu" else "MiB max allocated"
         for ours, peer in pairs:
-            a = train_step_peak(ours, batch, px, self.cfg.device, self.cfg.threads)
-            b = train_step_peak(peer, batch, px, self.cfg.device, self.cfg.threads)
-            unit = "MiB peak RSS" if self.device.type == "cpu" else "MiB max allocated"
-            self.rows.append(
-                Row("memory", ours, peer, f"train b{batch} {px}px", unit, a["peak_mib"], b["peak_mib"])
-            )
+            for batch in batches:
+                a = train_step_peak(ours, batch, px, self.cfg.device, self.cfg.threads)
+                b = train_step_peak(peer, batch, px, self.cfg.device, self.cfg.threads)
+                extra = {f"{side}_peak_rss_mib": m["peak_rss_mib"] for side, m in (("ours", a), ("peer", b))
+                         if "peak_rss_mib" in m}  # fmt: skip
+                self.rows.append(
+                    Row(
+                        "memory",
+                        ours,
+                        peer,
+                        f"train b{batch} {px}px",
+                        unit,
+                        a["peak_mib"],
+                        b["peak_mib"],
+                        extra,
+                    )
+                )
 
     def gpu_extras(self, name: str, px: int) -> None:
         """bf16 autocast and channels_last inference against fp32 (GPU only)."""
@@ -239,16 +254,30 @@ class Benchmark:
             )
 
 
+SUITES = (
+    "vs_bn",
+    "vs_effnet",
+    "vs_timm_own_train",
+    "vs_timm_own_infer",
+    "folded",
+    "scaling",
+    "memory",
+    "gpu",
+)
 EFFNET_PX = {"efficientnet_b0": 224, "efficientnet_b1": 240, "efficientnet_b2": 260}
 
 
 def run_benchmark(cfg: BenchConfig) -> dict:
     """Run the suites; returns the JSON-able report."""
+    unknown = sorted(set(cfg.suites or ()) - set(SUITES))
+    if unknown:
+        raise ValueError(f"unknown benchmark suites {unknown}; choose from {list(SUITES)}")
     bench = Benchmark(cfg)
     q = cfg.quick
     px = cfg.train_px
-    suites: list[tuple[str, Callable[[], None]]] = [
-        (
+    ipx = cfg.infer_px
+    suites: dict[str, tuple[str, Callable[[], None]]] = {
+        "vs_bn": (
             "NF-ResNet vs BN ResNetV2 (Table 4 analogue)",
             lambda: bench.train_pairs(
                 "vs_bn",
@@ -258,7 +287,7 @@ def run_benchmark(cfg: BenchConfig) -> dict:
                 lambda _: px,
             ),
         ),
-        (
+        "vs_effnet": (
             "NF-RegNet vs EfficientNet (Table 5 analogue)",
             lambda: bench.train_pairs(
                 "vs_effnet",
@@ -267,7 +296,7 @@ def run_benchmark(cfg: BenchConfig) -> dict:
                 lambda s: EFFNET_PX[s.replace("ours:nf_regnet", "efficientnet")],
             ),
         ),
-        (
+        "vs_timm_own_train": (
             "ours vs timm's own implementation (training)",
             lambda: bench.train_pairs(
                 "vs_timm_own",
@@ -279,7 +308,7 @@ def run_benchmark(cfg: BenchConfig) -> dict:
                 lambda _: px,
             ),
         ),
-        (
+        "vs_timm_own_infer": (
             "ours vs timm's own implementation (inference)",
             lambda: bench.inference_pairs(
                 "vs_timm_own",
@@ -287,14 +316,14 @@ def run_benchmark(cfg: BenchConfig) -> dict:
                     ("ours:nf_resnet50", "timm-own:nf_resnet50"),
                     ("ours:nf_regnet_b0", "timm-own:nf_regnet_b0"),
                 ],
-                224,
+                ipx,
             ),
         ),
-        (
+        "folded": (
             "folded vs recomputed Scaled WS",
-            lambda: bench.folded_vs_recomputed(["nf_resnet50", "nf_regnet_b0"], 224),
+            lambda: bench.folded_vs_recomputed(["nf_resnet50", "nf_regnet_b0"], ipx),
         ),
-        (
+        "scaling": (
             "scaling",
             lambda: bench.scaling(
                 "nf_regnet_b0",
@@ -302,17 +331,15 @@ def run_benchmark(cfg: BenchConfig) -> dict:
                 [px, 2 * px] if q else [px, 160, 192, 224],
             ),
         ),
-    ]
-    if cfg.memory:
-        suites.append(
-            (
-                "peak training memory",
-                lambda: bench.memory([("ours:nf_resnet50", "timm:resnetv2_50")], 16 if q else 32, px),
-            )
-        )
+        "memory": (
+            "peak training memory",
+            lambda: bench.memory([("ours:nf_resnet50", "timm:resnetv2_50")], [16, 32], px),
+        ),
+    }
     if bench.device.type == "cuda":
-        suites.append(("GPU bf16 / channels_last", lambda: bench.gpu_extras("nf_resnet50", 224)))
-    for title, fn in tqdm(suites, desc="benchmark suites", unit="suite"):
+        suites["gpu"] = ("GPU bf16 / channels_last", lambda: bench.gpu_extras("nf_resnet50", ipx))
+    selected = [suites[k] for k in (cfg.suites or suites) if k in suites]  # "gpu" only on a GPU
+    for title, fn in tqdm(selected, desc="benchmark suites", unit="suite"):
         tqdm.write(f"running: {title}")
         fn()
     synchronize(bench.device)
@@ -344,8 +371,7 @@ def to_markdown(report: dict) -> str:
     lines = [
         f"Environment: torch {env['torch']}, timm {env['timm']}, device {env['device']} "
         f"({env['device_name']}), {env['threads']} threads, "
-        f"fp32 matmul peak {env['fp32_matmul_peak_gflops']} GFLOP/s"
-        + (", --quick" if env["quick"] else ""),
+        f"fp32 matmul peak {env['fp32_matmul_peak_gflops']} GFLOP/s" + (", --quick" if env["quick"] else ""),
         "",
         "| suite | ours | peer | setting | ours | peer | ratio (>1: ours better) | notes |",
         "|---|---|---|---|---|---|---|---|",
