@@ -86,7 +86,7 @@ def test_nf_scaled_ws_matches_relu_bn_conv(depth):
     # At 64 px the 16 px first stage already loses ~10% of the 3x3 conv's taps to zero padding by its
     # end (the paper's "decays slightly near the end", at 512 px); BN renormalises, NF does not.
     np.testing.assert_allclose(var, bn["avg_channel_variance"][first], rtol=0.15)
-    assert np.all(np.abs(ws["res"][first] - 1) < 0.15)
+    assert 0.85 < ws["res"][first].mean() < 1.05 and ws["res"][first].min() > 0.8
     # Skip and branch are uncorrelated: each block adds alpha^2 Var(f) = Var(f) to the variance.
     assert var[-1] - var[0] == pytest.approx(ws["res"][first][1:].sum(), rel=0.05)
     ws02 = spp("NF, Scaled WS, alpha=0.2", depth)
