@@ -59,6 +59,10 @@ def export_onnx(
         raise ValueError(f"ONNX output path must end in .onnx, got {str(path)!r}")
     if len(input_size) != 3 or min(input_size) < 1:
         raise ValueError(f"input_size must be (C, H, W) with positive entries, got {input_size!r}")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(
+            f"folder {str(path.parent)!r} for the ONNX file does not exist; create it first"
+        )
     folded = fold_scaled_ws(model)
     x = torch.randn(1, *input_size)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")

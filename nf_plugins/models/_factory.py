@@ -10,9 +10,11 @@ them raise instead of silently returning random weights.
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Callable
 from typing import Any
 
+from safetensors import SafetensorError
 from timm.models import _registry, build_model_with_cfg
 from timm.models._builder import resolve_pretrained_cfg
 from timm.models._pretrained import PretrainedCfg
@@ -101,9 +103,39 @@ def create_nf(variant: str, cfg: NfCfg, pretrained: bool = False, **kwargs: Any)
                 "pretrained_cfg_overlay=dict(file='weights.safetensors')"
                 + (f", or load timm's own variant with its weights: {others}" if others else "")
             )
-    return build_model_with_cfg(
-        NormFreeNet, variant, pretrained, model_cfg=cfg, feature_cfg=dict(feature_cls="getter"), **kwargs
-    )
+    if kwargs.get("features_only"):
+        _check_out_indices(variant, kwargs.get("out_indices"), num_levels=len(cfg.depths) + 1)
+    try:
+        return build_model_with_cfg(
+            NormFreeNet, variant, pretrained, model_cfg=cfg, feature_cfg=dict(feature_cls="getter"), **kwargs
+        )
+    except SafetensorError as e:  # safetensors' message names no file
+        src = resolve_pretrained_cfg(
+            variant,
+            pretrained_cfg=kwargs.get("pretrained_cfg"),
+            pretrained_cfg_overlay=kwargs.get("pretrained_cfg_overlay"),
+        )
+        where = src.file or src.hf_hub_id or variant
+        if src.file and os.path.isdir(src.file):  # local-dir: timm reads <dir>/model.safetensors
+            where = os.path.join(src.file, "model.safetensors")
+        raise ValueError(
+            f"pretrained weights {where} are not a valid safetensors file ({e}); the file is truncated "
+            "or corrupt: download or export it again"
+        ) from e
+
+
+def _check_out_indices(variant: str, out_indices: Any, num_levels: int) -> None:
+    """timm asserts on out-of-range feature indices; say which levels exist instead."""
+    if out_indices is None or isinstance(out_indices, int):
+        ok = out_indices is None or 1 <= out_indices <= num_levels
+    else:
+        ok = all(isinstance(i, int) and -num_levels <= i < num_levels for i in out_indices)
+    if not ok:
+        raise ValueError(
+            f"out_indices={out_indices!r} is out of range for {variant}: it has {num_levels} feature levels "
+            f"(0 = stem at stride 2 ... {num_levels - 1} = final features at stride 32); use indices in "
+            f"0..{num_levels - 1} (or negative from the end), or an int n for the last n levels"
+        )
 
 
 def create_model(name: str, **kwargs: Any) -> Any:
@@ -121,4 +153,15 @@ def create_model(name: str, **kwargs: Any) -> Any:
             close = difflib.get_close_matches(arch, timm.list_models(), n=5, cutoff=0.6)
             hint = f"; did you mean {', '.join(close)}?" if close else "; see timm.list_models('nf_*')"
             raise ValueError(f"unknown model {arch!r}{hint}")
-    return timm.create_model(name, **kwargs)
+    checkpoint = kwargs.get("checkpoint_path")
+    if checkpoint and not os.path.isfile(checkpoint):  # timm raises a FileNotFoundError with no message
+        raise FileNotFoundError(f"checkpoint_path {str(checkpoint)!r} does not exist or is not a file")
+    try:
+        return timm.create_model(name, **kwargs)
+    except SafetensorError as e:
+        if not checkpoint:
+            raise
+        raise ValueError(
+            f"checkpoint_path {str(checkpoint)!r} is not a valid safetensors file ({e}); it is truncated "
+            "or corrupt: write it again"
+        ) from e

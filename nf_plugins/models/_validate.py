@@ -34,14 +34,34 @@ def check_image_batch(x: torch.Tensor, in_chans: int, min_size: int = 32) -> Non
             + " input channels (model built with in_chans="
             + str(in_chans)
             + "), got "
-            + str(x.shape[1])
+            + str(int(x.shape[1]))
             + " in a tensor of shape "
-            + str(list(x.shape))
+            + str([int(s) for s in x.shape])
             + "; pass NCHW (not NHWC) input or create the model with in_chans="
-            + str(x.shape[1])
+            + str(int(x.shape[1]))
         )
     if x.shape[2] < min_size or x.shape[3] < min_size:
         raise ValueError(
-            "image of size " + str(x.shape[2]) + "x" + str(x.shape[3]) + " is too small; NF networks "
+            "image of size "
+            + str(int(x.shape[2]))
+            + "x"
+            + str(int(x.shape[3]))
+            + " is too small; NF networks "
             "need at least " + str(min_size) + "x" + str(min_size) + " pixels (resize or pad it)"
+        )
+
+
+@torch.jit.unused
+def check_input_dtype(x: torch.Tensor, param_dtype: torch.dtype) -> None:
+    """Raise ``TypeError`` if ``x``'s dtype differs from the model's parameters outside autocast.
+
+    A float64 model takes float64 input (as in timm); a float32 model given float64 or float16 input
+    would otherwise fail inside the first conv with "Input type (double) and bias type (float)".
+    Under ``torch.autocast`` the mix is intended and the convolutions cast.
+    """
+    if x.dtype != param_dtype and not torch.is_autocast_enabled(x.device.type):
+        raise TypeError(
+            f"input dtype {x.dtype} does not match the model's parameter dtype {param_dtype}; "
+            f"convert the input with x.to({param_dtype}), the model with model.to({x.dtype}), "
+            "or run under torch.autocast for mixed precision"
         )

@@ -29,7 +29,7 @@ from ..layers import (
     drop_path_keep_mask,
     he_init_conv2d,
 )
-from ._validate import check_image_batch
+from ._validate import check_image_batch, check_input_dtype
 
 
 @dataclass(frozen=True)
@@ -345,6 +345,8 @@ class NormFreeNet(nn.Module):
         if output_fmt != "NCHW":
             raise ValueError(f"output_fmt must be 'NCHW', got {output_fmt!r}")
         check_image_batch(x, self.in_chans)
+        if not torch.jit.is_scripting():
+            check_input_dtype(x, self.stem.conv.weight.dtype)
         take_indices, max_index = feature_take_indices(len(self.stages) + 1, indices)
         intermediates: list[torch.Tensor] = []
         x = self.stem.conv(x)
@@ -378,6 +380,8 @@ class NormFreeNet(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         check_image_batch(x, self.in_chans)
+        if not torch.jit.is_scripting():
+            check_input_dtype(x, self.stem.conv.weight.dtype)
         x = self.stem(x)
         if self.grad_checkpointing and not torch.jit.is_scripting():
             x = checkpoint_seq(self.stages, x)

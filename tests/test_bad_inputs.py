@@ -1,0 +1,284 @@
+"""Bad-input catalogue (issue 9): every case names the exception type AND what the message must say.
+
+The table of these cases is docs/bad_inputs.md; each row names the test here that proves it.
+Models are small and inputs 64 px so the whole file stays a few seconds on 2 cores.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pickle
+import re
+from pathlib import Path
+
+import pytest
+import safetensors.torch
+import torch
+
+from nf_plugins.cli import main as cli_main
+from nf_plugins.deploy import export_onnx
+from nf_plugins.hub import export_for_hub, load_training_checkpoint
+from nf_plugins.models import create_model
+from nf_plugins.spp import signal_propagation
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def r26():
+    torch.manual_seed(0)
+    return create_model("nf_resnet26", num_classes=4).eval()
+
+
+@pytest.fixture(scope="module")
+def b0():
+    torch.manual_seed(0)
+    return create_model("nf_regnet_b0", num_classes=4).eval()
+
+
+# ---- model forward: what reaches the entrance ------------------------------------------------------
+
+FORWARD_CASES = [
+    # id, input, exception, message regex
+    ("5_channels", torch.randn(1, 5, 64, 64), ValueError, r"expected 3 input channels.*in_chans=5"),
+    ("nhwc", torch.randn(1, 64, 64, 3), ValueError, r"expected 3 input channels.*NCHW \(not NHWC\)"),
+    ("rank3", torch.randn(3, 64, 64), ValueError, r"4-D image batch.*3-D tensor.*unsqueeze\(0\)"),
+    ("rank5", torch.randn(1, 1, 3, 64, 64), ValueError, r"4-D image batch.*5-D tensor"),
+    ("uint8", torch.zeros(1, 3, 64, 64, dtype=torch.uint8), TypeError, r"floating point.*torch.uint8.*float\(\)"),  # noqa: E501
+    ("int64", torch.zeros(1, 3, 64, 64, dtype=torch.int64), TypeError, r"floating point.*torch.int64"),
+    ("float64", torch.zeros(1, 3, 64, 64, dtype=torch.float64), TypeError, r"float64 does not match.*float32"),  # noqa: E501
+    ("float16", torch.zeros(1, 3, 64, 64, dtype=torch.float16), TypeError, r"float16 does not match.*autocast"),  # noqa: E501
+    ("too_small", torch.zeros(1, 3, 16, 16), ValueError, r"16x16 is too small.*32x32"),
+    ("too_narrow", torch.zeros(1, 3, 64, 31), ValueError, r"64x31 is too small"),
+    ("not_tensor", [[0.0]], TypeError, r"torch.Tensor image batch"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("family", ["r26", "b0"])
+@pytest.mark.parametrize(
+    ("x", "exc", "msg"), [c[1:] for c in FORWARD_CASES], ids=[c[0] for c in FORWARD_CASES]
+)
+def test_forward_rejects_bad_input_at_the_entrance(family, x, exc, msg, request):
+    model = request.getfixturevalue(family)
+    with pytest.raises(exc, match=msg):
+        model(x)
+    with pytest.raises(exc, match=msg):  # forward_intermediates (features_only's path) checks too
+        model.forward_intermediates(x)
+
+
+def test_float64_model_takes_float64_and_rejects_float32(b0):
+    """float64 is allowed when the model is float64 (as in timm); it matches the float32 model."""
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        model64 = create_model("nf_regnet_b0", num_classes=4).eval()
+        model64.load_state_dict(b0.state_dict())
+        model64.get_classifier().weight.normal_()  # the zero-init head would make both outputs zero
+        ref = model64(x)
+        model64.double()
+        out = model64(x.double())
+        assert out.dtype == torch.float64 and ref.abs().max() > 1e-3
+        torch.testing.assert_close(out.float(), ref, rtol=1e-4, atol=1e-4)
+        with pytest.raises(TypeError, match=r"float32 does not match.*float64.*x.to\(torch.float64\)"):
+            model64(x)
+
+
+def test_mixed_dtypes_are_fine_under_autocast(b0):
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.isfinite(b0(torch.randn(1, 3, 64, 64, dtype=torch.bfloat16))).all()
+
+
+@pytest.mark.parametrize(("h", "w"), [(33, 47), (65, 32), (97, 101)])
+def test_odd_sizes_follow_the_ceil_stride_rule(h, w):
+    """Every stride-2 conv/pool pads k//2, so level r has ceil(H/r) x ceil(W/r) pixels."""
+    feats = create_model("nf_regnet_b0", features_only=True).eval()
+    with torch.no_grad():
+        outs = feats(torch.randn(1, 3, h, w))
+    for r, y in zip(feats.feature_info.reduction(), outs, strict=True):
+        assert tuple(y.shape[2:]) == (math.ceil(h / r), math.ceil(w / r)), (r, y.shape)
+
+
+def test_nan_input_propagates_in_the_model_and_is_refused_by_spp(r26):
+    """The model does not test for NaN (a host sync on every forward); the SPP tool does."""
+    x = torch.randn(2, 3, 32, 32)
+    x[1, 2, 3, 4] = float("nan")
+    x[0, 0, 0, 0] = float("inf")
+    with torch.no_grad():
+        assert torch.isnan(r26(x)).any()
+    with pytest.raises(ValueError, match=r"2 NaN/inf values; pass a finite batch"):
+        signal_propagation(r26, x)
+
+
+# ---- model creation -------------------------------------------------------------------------------
+
+CREATE_CASES = [
+    ("unknown_name", "nf_resnet5", {}, ValueError, r"unknown model 'nf_resnet5'; did you mean nf_resnet50"),
+    ("typo_regnet", "nf_regnet_b9", {}, ValueError, r"unknown model 'nf_regnet_b9'; did you mean nf_regnet_b"),  # noqa: E501
+    ("empty_name", "", {}, TypeError, r"non-empty string"),
+    ("unknown_tag", "nf_resnet50.ra3_in1k", {}, ValueError,
+     r"unknown pretrained tag 'ra3_in1k'.*available tags: \['untrained', 'ra2_in1k'\].*did you mean 'ra2_in1k'"),  # noqa: E501
+    ("unknown_tag_no_timm", "nf_resnet26.in1k", {}, ValueError, r"available tags: \['untrained'\]"),
+    ("no_weights", "nf_resnet26", dict(pretrained=True), ValueError,
+     r"no pretrained weights are published for the paper-exact nf_resnet26.*checkpoint_path"),
+    ("unknown_kwarg", "nf_resnet26", dict(dropout=0.1), TypeError,
+     r"unexpected keyword arguments \['dropout'\].*drop_rate"),
+    ("output_stride", "nf_resnet26", dict(output_stride=4), ValueError, r"output_stride must be 8, 16 or 32"),
+    ("in_chans_zero", "nf_resnet26", dict(in_chans=0), ValueError, r"in_chans must be a positive int"),
+    ("drop_path_rate", "nf_resnet26", dict(drop_path_rate=1.0), ValueError, r"drop_path_rate must be in \[0, 1\)"),  # noqa: E501
+    ("drop_rate", "nf_resnet26", dict(drop_rate=-0.1), ValueError, r"drop_rate must be in \[0, 1\)"),
+    ("out_indices", "nf_resnet26", dict(features_only=True, out_indices=(1, 7)), ValueError,
+     r"out_indices=\(1, 7\) is out of range for nf_resnet26: it has 5 feature levels"),
+    ("out_indices_int", "nf_regnet_b0", dict(features_only=True, out_indices=6), ValueError,
+     r"out_indices=6 is out of range"),
+    ("missing_checkpoint", "nf_resnet26", dict(checkpoint_path="/no/such/weights.safetensors"),
+     FileNotFoundError, r"checkpoint_path '/no/such/weights.safetensors' does not exist"),
+    ("bad_hf_repo", "hf-hub:org/bad name", dict(pretrained=True), ValueError, r"(?i)repo id"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "exc", "msg"), [c[1:] for c in CREATE_CASES], ids=[c[0] for c in CREATE_CASES]
+)
+def test_create_model_errors(name, kwargs, exc, msg):
+    with pytest.raises(exc, match=msg):
+        create_model(name, **kwargs)
+
+
+def test_features_only_checks_its_input():
+    feats = create_model("nf_regnet_b0", features_only=True, out_indices=(-1,)).eval()
+    with pytest.raises(ValueError, match=r"expected 3 input channels"):
+        feats(torch.randn(1, 1, 64, 64))
+    with pytest.raises(TypeError, match=r"float64 does not match"):
+        feats(torch.randn(1, 3, 64, 64, dtype=torch.float64))
+
+
+def test_cli_unknown_model_suggests_names(tmp_path, capsys):
+    with pytest.raises(ValueError, match=r"unknown model 'nf_regnet_b8'; did you mean nf_regnet_b"):
+        cli_main(["export-onnx", "nf_regnet_b8", "--out", str(tmp_path / "m.onnx")])
+    with pytest.raises(SystemExit) as exit_info:  # argparse: usage + message on stderr, exit status 2
+        cli_main(["spp", "nf_resnet5", "--out", str(tmp_path / "s.png"), "--no-progress"])
+    assert exit_info.value.code == 2
+    assert re.search(r"unknown model 'nf_resnet5'; did you mean nf_resnet50", capsys.readouterr().err)
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---- weights files ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("hub") / "b0"
+    return export_for_hub(create_model("nf_regnet_b0", num_classes=2), folder, compute_macs=False)
+
+
+def _copy_folder(src: Path, dst: Path, weights: bytes) -> Path:
+    dst.mkdir()
+    for f in src.iterdir():
+        (dst / f.name).write_bytes(weights if f.name == "model.safetensors" else f.read_bytes())
+    return dst
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
+def test_corrupt_safetensors_name_the_file(exported, tmp_path, damage):
+    data = (exported / "model.safetensors").read_bytes()
+    bad = {"truncated": data[: len(data) // 2], "garbage": b"not a safetensors file" * 4, "empty": b""}[
+        damage
+    ]
+    folder = _copy_folder(exported, tmp_path / "bad", bad)
+    weights = folder / "model.safetensors"
+    with pytest.raises(ValueError, match=rf"{re.escape(str(weights))} are not a valid safetensors file"):
+        create_model(f"local-dir:{folder}", pretrained=True)
+    with pytest.raises(
+        ValueError, match=rf"checkpoint_path '{re.escape(str(weights))}' is not a valid safetensors"
+    ):
+        create_model("nf_regnet_b0", num_classes=2, checkpoint_path=str(weights))
+
+
+def test_checkpoint_for_another_architecture_names_the_keys(tmp_path):
+    """timm's strict load names missing/unexpected keys and shapes: nothing is loaded partially."""
+    other = tmp_path / "r26.safetensors"
+    safetensors.torch.save_file(create_model("nf_resnet26", num_classes=2).state_dict(), other)
+    with pytest.raises(RuntimeError, match=r"(?s)Missing key.*stages\.0\.0\.se\.fc1\.weight.*Unexpected key"):
+        create_model("nf_regnet_b0", num_classes=2, checkpoint_path=str(other))
+    with pytest.raises(RuntimeError, match=r"size mismatch for stem\.conv\.weight.*\[64, 3, 7, 7\]"):
+        create_model(
+            "nf_regnet_b0", num_classes=2, pretrained=True, pretrained_cfg_overlay=dict(file=str(other))
+        )
+    with pytest.raises(
+        RuntimeError, match=r"size mismatch for head\.fc\.weight"
+    ):  # right arch, wrong classes
+        create_model("nf_resnet26", num_classes=3, checkpoint_path=str(other))
+
+
+def test_missing_local_dir_and_config(exported, tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"config.json"):
+        create_model(f"local-dir:{tmp_path / 'nothing'}", pretrained=True)
+
+
+# ---- untrusted pickles -----------------------------------------------------------------------------
+
+
+class _Evil:
+    """A pickle that runs code when unpickled (creates a marker file)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.makedirs, (str(self.marker),))
+
+
+def test_malicious_pickle_is_refused_by_every_loader(tmp_path):
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pth"
+    with evil.open("wb") as f:
+        pickle.dump({"state_dict": _Evil(marker)}, f)
+    torch.save({"model": _Evil(marker), "format": "nf_plugins.train_checkpoint/1"}, tmp_path / "evil_zip.pth")
+    for path in (evil, tmp_path / "evil_zip.pth"):
+        with pytest.raises(ValueError, match=r"weights_only=True"):
+            load_training_checkpoint(path)
+        with pytest.raises(RuntimeError, match=r"weights_only=True blocked loading this checkpoint"):
+            create_model("nf_resnet26", checkpoint_path=str(path))
+        with pytest.raises(RuntimeError, match=r"weights_only=True blocked loading this checkpoint"):
+            cli_main(
+                ["export-onnx", "nf_regnet_b0", "--out", str(tmp_path / "m.onnx"), "--checkpoint", str(path)]
+            )
+    assert not marker.exists()
+    assert not (tmp_path / "m.onnx").exists()
+
+
+# torch.load calls allowed without weights_only=True, with why.
+_TRUSTED_TORCH_LOADS = {
+    # mmengine's own resume of its pickled runner state (HistoryBuffer etc.), local files only
+    "nf_plugins/downstream/runner_utils.py": 1,
+}
+
+
+def test_every_torch_load_in_the_package_and_tools_is_weights_only():
+    found = {}
+    for path in [*ROOT.joinpath("nf_plugins").rglob("*.py"), *ROOT.joinpath("tools").rglob("*.py")]:
+        rel = path.relative_to(ROOT).as_posix()
+        for call in re.findall(r"torch\.load\((.*?)\)\n", path.read_text(), flags=re.S):
+            if "weights_only=True" not in call:
+                found[rel] = found.get(rel, 0) + 1
+    assert found == _TRUSTED_TORCH_LOADS
+
+
+# ---- ONNX export ------------------------------------------------------------------------------------
+
+ONNX_CASES = [
+    ("suffix", "m.txt", (3, 64, 64), ValueError, r"must end in \.onnx"),
+    ("no_folder", "missing/m.onnx", (3, 64, 64), FileNotFoundError, r"missing'.*does not exist; create it"),
+    ("input_rank", "m.onnx", (64, 64), ValueError, r"input_size must be \(C, H, W\)"),
+    ("too_small", "m.onnx", (3, 8, 8), ValueError, r"8x8 is too small"),
+    ("channels", "m.onnx", (5, 64, 64), ValueError, r"expected 3 input channels.*got 5 in a tensor of shape \[1, 5"),  # noqa: E501
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("rel", "size", "exc", "msg"), [c[1:] for c in ONNX_CASES], ids=[c[0] for c in ONNX_CASES]
+)
+def test_onnx_export_errors_leave_no_file(b0, tmp_path, rel, size, exc, msg):
+    with pytest.raises(exc, match=msg):
+        export_onnx(b0, tmp_path / rel, input_size=size)
+    assert list(tmp_path.rglob("*")) == []
