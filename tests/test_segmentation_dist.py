@@ -47,7 +47,7 @@ def test_torchrun_two_processes_match_one_process(tmp_path, monkeypatch):
     one = _config(voc, str(tmp_path / "one"), 4, str(tmp_path / "one.py"))
     two = _config(voc, str(tmp_path / "two"), 2, str(tmp_path / "two.py"))
     env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]  # free port
     proc = subprocess.Popen(
         [*cmd, osp.join(ROOT, "tools/train.py"), two, "--launcher", "pytorch"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
