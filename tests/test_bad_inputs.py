@@ -282,3 +282,29 @@ def test_onnx_export_errors_leave_no_file(b0, tmp_path, rel, size, exc, msg):
     with pytest.raises(exc, match=msg):
         export_onnx(b0, tmp_path / rel, input_size=size)
     assert list(tmp_path.rglob("*")) == []
+
+
+# ---- archives in the prepare tools ------------------------------------------------------------------
+
+
+def test_prepare_nyu_zip_members_cannot_escape(tmp_path, monkeypatch):
+    """``zipfile.extractall`` drops ``..`` and absolute prefixes; prove it for prepare_nyu's mmseg-zip path
+    (the VOC tarballs use tarfile's data filter: tests/test_segmentation_e2e.py)."""
+    import importlib.util
+    import tempfile
+    import zipfile
+
+    spec = importlib.util.spec_from_file_location("prepare_nyu_bad", ROOT / "tools" / "prepare_nyu.py")
+    prepare_nyu = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(prepare_nyu)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # extraction goes to scratch/tmpXXXX
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(evil, "w") as zf:
+        zf.writestr("../../escaped.txt", "x")
+        zf.writestr(str(tmp_path / "absolute.txt"), "x")
+    with pytest.raises(prepare_nyu.NYUFormatError, match=r"evil.zip: no top-level 'nyu/' folder"):
+        prepare_nyu.convert_mmseg_zip(evil, tmp_path / "out")
+    assert not (tmp_path / "escaped.txt").exists() and not (tmp_path / "absolute.txt").exists()
+    assert list(scratch.iterdir()) == []  # the extraction folder is removed
