@@ -313,3 +313,10 @@ def test_torch_compile_fullgraph_matches_eager():
     torch.testing.assert_close(compiled(x), model(x), rtol=1e-4, atol=1e-4)
     compiled(x).sum().backward()
     assert model.stem.conv.gain.grad is not None
+
+
+def test_builds_on_meta_device():
+    with torch.device("meta"):
+        model = timm.create_model("nf_regnet_b0", drop_path_rate=0.1)
+    assert model.stem.conv.weight.is_meta
+    assert model.stages[-1][-1].drop_path_rate == pytest.approx(0.1)
