@@ -31,6 +31,7 @@ _spec.loader.exec_module(train_imagenet)
 # A 4-block NF-ResNet whose logits turn NaN while NF_TEST_NAN=1 (a diverging run, on demand).
 NAN_MODULE = """
 import os
+import time
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from nf_plugins.models.normfree import NfCfg, NormFreeNet
 
@@ -42,6 +43,7 @@ default_cfgs = generate_default_cfgs({"nf_nan_test": dict(
 
 class NanNet(NormFreeNet):
     def forward(self, x):
+        time.sleep(float(os.environ.get("NF_TEST_SLEEP", "0")))  # slow, not different
         out = super().forward(x)
         return out * float("nan") if os.environ.get("NF_TEST_NAN") == "1" else out
 
@@ -52,7 +54,8 @@ def nf_nan_test(pretrained=False, **kwargs):
 """
 
 
-def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+def _tiny_run(tmp_path: Path) -> list[str]:
+    """Train-tool arguments for a 3-epoch, 3-steps-per-epoch run on random 32 px images."""
     rng = np.random.default_rng(0)
     for split in ("train", "val"):
         for c in range(3):
@@ -64,11 +67,13 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, mo
     config = tmp_path / "nan.yaml"
     cfg = dict(model="nf_nan_test", num_classes=3, epochs=3, warmup_epochs=0, batch_size=4, train_size=32)
     config.write_text(yaml.safe_dump(dict(cfg, test_size=32, ema_decay=0.0, workers=0, drop_path_rate=0.0)))
+    return [str(config), "--data-dir", str(tmp_path / "data"), "--device", "cpu", "--import", "nan_models"]
+
+
+def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     out = tmp_path / "run"
-    args = [str(config), "--data-dir", str(tmp_path / "data"), "--output", str(out), "--device", "cpu"]
-    args += ["--import", "nan_models"]
-
+    args = [*_tiny_run(tmp_path), "--output", str(out)]
     train_imagenet.main([*args, "--stop-after-epochs", "1"])  # 3 good steps, checkpoint at epoch 1
     good = (out / "last.pth").read_bytes()
     monkeypatch.setenv("NF_TEST_NAN", "1")
@@ -92,7 +97,7 @@ while True:
 """
 
 
-@pytest.mark.parametrize("delay_s", [0.05, 0.17])
+@pytest.mark.parametrize("delay_s", [0.1, pytest.param(0.03, marks=pytest.mark.slow)])
 def test_kill_during_save_never_corrupts_the_checkpoint(tmp_path, delay_s):
     path = tmp_path / "last.pth"
     proc = subprocess.Popen(
@@ -113,3 +118,34 @@ def test_kill_during_save_never_corrupts_the_checkpoint(tmp_path, delay_s):
     assert torch.equal(state["model"]["w"], torch.full((4_000_000,), float(step)))
     # at most one temp file (the save that was killed) is left beside it; never the checkpoint itself
     assert len([p for p in tmp_path.iterdir() if p.name != "last.pth"]) <= 1
+
+
+# exact resume after a clean stop runs by default in tests/test_train_imagenet.py; this adds a real SIGKILL
+@pytest.mark.slow
+def test_resume_after_a_kill_reaches_the_uninterrupted_weights(tmp_path, monkeypatch):
+    """SIGKILL a training process after its first checkpoint, resume it: same final weights, bit for bit."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    args = _tiny_run(tmp_path)
+    killed = tmp_path / "killed"
+    env = dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{ROOT}", NF_TEST_SLEEP="0.3")
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "tools" / "train_imagenet.py"), *args, "--output", str(killed)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.time() + 120
+        while not (killed / "last.pth").exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    interrupted_at = load_training_checkpoint(killed / "last.pth")["epoch"]
+    assert 1 <= interrupted_at < 3, "the run was not killed mid-training"
+    train_imagenet.main([*args, "--output", str(killed), "--resume", str(killed / "last.pth")])
+    full = tmp_path / "full"
+    train_imagenet.main([*args, "--output", str(full)])
+    a, b = load_training_checkpoint(full / "last.pth"), load_training_checkpoint(killed / "last.pth")
+    assert a["step"] == b["step"] == 9
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), f"{name} differs after kill + resume"
