@@ -90,27 +90,28 @@ def test_scaled_ws_stays_finite_and_exact_for_extreme_weight_scales(scale):
         assert torch.isfinite(t).all()
 
 
-@pytest.mark.parametrize("scale", [1e3, 1e-3])
-def test_whole_model_with_scaled_weights_stays_finite(scale):
+def test_whole_model_with_scaled_weights_stays_finite():
     """x1e3 changes nothing (Scaled WS is scale-invariant); x1e-3 falls below eps and shrinks the
     weights (the standardizer is eps-regularised, as in the paper and timm) but stays finite."""
     model = _nontrivial("nf_regnet_b0").eval()
-    x = torch.randn(2, 3, 32, 32)
+    convs = [m for m in model.modules() if isinstance(m, ScaledStdConv2d)]
+    originals = [c.weight.detach().clone() for c in convs]
+    x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
         ref = model(x)
-        for m in model.modules():
-            if isinstance(m, ScaledStdConv2d):
-                m.weight.mul_(scale)
-        y = model(x)
-    assert torch.isfinite(y).all()
-    if scale > 1:
-        torch.testing.assert_close(y, ref, rtol=1e-3, atol=1e-4)
+        for scale in (1e3, 1e-3):
+            for c, w in zip(convs, originals, strict=True):
+                c.weight.copy_(w * scale)
+            y = model(x)
+            assert torch.isfinite(y).all(), scale
+            if scale > 1:
+                torch.testing.assert_close(y, ref, rtol=1e-3, atol=1e-4)
 
 
 def test_grad_checkpointing_gives_same_gradients_on_a_regnet():
     """tests/test_models.py checks nf_resnet26; this covers SE and grouped convs (nf_regnet_b0)."""
     model = _nontrivial("nf_regnet_b0")
-    x = torch.randn(2, 3, 32, 32)
+    x = torch.randn(1, 3, 32, 32)
     _, plain = _fwd_bwd(model, x, None)
     model.set_grad_checkpointing(True)
     _, ckpt = _fwd_bwd(model, x, None)
