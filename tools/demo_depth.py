@@ -7,6 +7,7 @@ texture and a light at the camera. The data are written exactly as ``tools/prepa
 Training uses the shipped config ``configs/depth/uproj_nf-resnet50_8xb32-7.5k_nyu-304x228.py`` through
 mmengine's Runner with a small NF-RegNet-B0 backbone, small images and a short schedule; mmseg's
 DepthMetric scores it, and the rms is printed next to that of predicting the training-set mean depth.
+The head's output bias starts at that mean depth, so the fine-tune starts from the baseline it must beat.
 """
 
 from __future__ import annotations
@@ -24,15 +25,19 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs/depth/uproj_nf-resnet50_8xb32-7.5k_nyu-304x228.py"
-W, H, FOCAL = 96, 72, 52.0  # a wide-angle (85 degree) camera at 96x72 so that CPU training is short
+# A wide-angle (85 degree) camera at 96x64 so that CPU training is short. Both sides are multiples of the
+# backbone's stride 32: the 3x2 final feature grid is then the same for training crops and test images.
+W, H, FOCAL = 96, 64, 52.0
+PASS_RATIO = 0.5  # the model's rms must be at most half that of predicting the mean depth
+BACK_MIN, BACK_MAX = 3.5, 6.0  # back-wall distance (m): room depths of NYU's indoor scenes
 
 
 def render_room(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """One RGB image (H, W, 3, uint8 BGR) and its z-depth in metres (H, W)."""
     v, u = np.mgrid[0:H, 0:W].astype(np.float64)
     dx, dy = (u - W / 2 + 0.5) / FOCAL, -(v - H / 2 + 0.5) / FOCAL  # ray (dx, dy, 1); y up
-    cam_h, ceil_h = rng.uniform(1.0, 1.6), rng.uniform(0.8, 1.4)  # camera height, ceiling above camera
-    back, half_w = rng.uniform(4.0, 9.0), rng.uniform(1.2, 2.4)
+    cam_h, ceil_h = rng.uniform(1.2, 1.5), rng.uniform(0.9, 1.3)  # camera height, ceiling above camera
+    back, half_w = rng.uniform(BACK_MIN, BACK_MAX), rng.uniform(1.2, 2.4)
     x_off = rng.uniform(-0.5, 0.5) * half_w
     inf = np.full((H, W), np.inf)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -95,11 +100,13 @@ def mean_depth_rms(root: Path) -> tuple[float, float]:
     return mean, float(np.mean(rms))
 
 
-def build_config(data_root: Path, work_dir: Path, iters: int, batch: int, lr: float):
+def build_config(data_root: Path, work_dir: Path, iters: int, batch: int, lr: float, init_depth: float):
     from mmengine.config import Config
 
     cfg = Config.fromfile(CONFIG)
-    crop = (64, 88)  # (h, w): close to the paper's 304x228 crop ratio, at this scale
+    # (h, w): the whole image. A smaller centre crop (the paper's 304x228 of 320x240) would give a 2x3
+    # stride-32 grid in training and 3x3 on the full test image, which at this scale costs more than it buys.
+    crop = (H, W)
     pipe = {t["type"]: t for t in cfg.train_pipeline}
     pipe["Resize"]["scale"] = (W, H)
     pipe["DepthCenterCrop"]["crop_size"] = crop[::-1]
@@ -111,6 +118,11 @@ def build_config(data_root: Path, work_dir: Path, iters: int, batch: int, lr: fl
     cfg.model.backbone.checkpoint_path = None
     cfg.model.decode_head.in_channels = 960
     cfg.model.decode_head.channels = 64
+    # mmseg's default head init (Normal std 0.01 on conv_seg) with the bias at the training-set mean depth:
+    # training starts from the mean-depth baseline instead of spending the short schedule on learning it.
+    cfg.model.decode_head.init_cfg = dict(
+        type="Normal", std=0.01, bias=init_depth, override=dict(name="conv_seg")
+    )
     for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
         dl = cfg[loader]
         dl.dataset.data_root = str(data_root)
@@ -137,11 +149,11 @@ def build_config(data_root: Path, work_dir: Path, iters: int, batch: int, lr: fl
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--train", type=int, default=160, help="training scenes")
+    p.add_argument("--train", type=int, default=400, help="training scenes")
     p.add_argument("--test", type=int, default=40, help="test scenes")
-    p.add_argument("--iters", type=int, default=200)
+    p.add_argument("--iters", type=int, default=1000)
     p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--lr", type=float, default=0.01)  # 0.03 diverges from random init
+    p.add_argument("--lr", type=float, default=0.02)  # 0.03 diverged from random init (older 96x72 setup)
     p.add_argument("--work-dir", type=Path, help="keep data and logs here (default: a temp dir)")
     args = p.parse_args(argv)
 
@@ -165,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         mean, base_rms = mean_depth_rms(data)
         print(f"[depth] synthetic NYU layout: {counts['train']} train / {counts['test']} test rooms "
               f"({W}x{H}), {time.perf_counter() - t0:.1f} s")  # fmt: skip
-        cfg = build_config(data, work / "run", args.iters, args.batch, args.lr)
+        cfg = build_config(data, work / "run", args.iters, args.batch, args.lr, mean)
         logging.getLogger("mmengine").setLevel(logging.WARNING)
         t1 = time.perf_counter()
         runner = Runner.from_cfg(cfg)
@@ -178,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[depth] test rms: model {rms:.3f} m   mean-depth baseline ({mean:.2f} m) {base_rms:.3f} m   "
           f"ratio {rms / base_rms:.2f}")  # fmt: skip
     print(f"[depth] model d1 {metrics['d1']:.3f}  rel {metrics['abs_rel']:.3f}  log10 {metrics['log10']:.3f}")
-    if not rms < 0.7 * base_rms:
+    if not rms <= PASS_RATIO * base_rms:
         print("[depth] FAILED: the model did not clearly beat the mean-depth baseline", file=sys.stderr)
         return 1
     return 0
