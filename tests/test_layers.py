@@ -175,16 +175,35 @@ def test_stochastic_depth_does_not_rescale():
     assert torch.equal(dp.eval()(x), x)
 
 
-def test_standardization_autograd_node_matches_composed_ops():
-    """The single-node Scaled WS (saves no weight-sized intermediates) has the exact gradient."""
-    from nf_plugins.layers.scaled_std_conv import _ScaledStandardize
-
-    w = torch.randn(6, 3, 3, 3, dtype=torch.float64, requires_grad=True)
-    g = torch.rand(6, dtype=torch.float64, requires_grad=True) + 0.5
-    assert torch.autograd.gradcheck(lambda w, g: _ScaledStandardize.apply(w, g, 27, 1e-4, 1.3), (w, g))
+def test_standardization_gradient_is_exact():
+    """Scaled WS through the fused batch-norm kernel: value and gradient of eq. 3 (float64)."""
     conv = ScaledStdConv2d(3, 6, 3, input_scale=1.3).double()
     with torch.no_grad():
-        conv.weight.copy_(w)
-        conv.gain.copy_(g)
-    composed = torch.jit.script(conv).standardized_weight  # the scripted path uses the composed ops
-    torch.testing.assert_close(conv.standardized_weight(), composed())
+        conv.gain.uniform_(0.5, 1.5)
+
+    def eq3(w, g):  # independent composition of the paper's formula
+        flat = w.flatten(1)
+        var, mean = torch.var_mean(flat, 1, unbiased=False, keepdim=True)
+        return (g.view(-1, 1) * 1.3 * (flat - mean) / torch.sqrt(var * 27 + conv.eps)).view_as(w)
+
+    def ours(w, g):
+        return torch.func.functional_call(_StdWeight(conv), {"conv.weight": w, "conv.gain": g}, ())
+
+    w = conv.weight.detach().clone().requires_grad_(True)
+    g = conv.gain.detach().clone().requires_grad_(True)
+    torch.testing.assert_close(ours(w, g), eq3(w, g))
+    assert torch.autograd.gradcheck(ours, (w, g))
+    cot = torch.randn(6, 3, 3, 3, dtype=torch.float64)
+    for a, b in zip(
+        torch.autograd.grad(ours(w, g), (w, g), cot), torch.autograd.grad(eq3(w, g), (w, g), cot), strict=True
+    ):
+        torch.testing.assert_close(a, b)
+
+
+class _StdWeight(torch.nn.Module):
+    def __init__(self, conv: ScaledStdConv2d) -> None:
+        super().__init__()
+        self.conv = conv
+
+    def forward(self) -> torch.Tensor:
+        return self.conv.standardized_weight()

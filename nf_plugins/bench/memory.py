@@ -91,8 +91,17 @@ def _train_step_peak(spec: str, batch: int, px: int, device: str) -> dict[str, f
     step()  # optimizer state allocated: the second measured step is the steady state
     with HeapPeakSampler() as sampler:
         step()
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"peak_mib": sampler.peak / 2**20, "peak_rss_mib": rss / 2**20}
+    return {"peak_mib": sampler.peak / 2**20, "peak_rss_mib": _vm_hwm_bytes() / 2**20}
+
+
+def _vm_hwm_bytes() -> int:
+    """This process's peak RSS (VmHWM). Not ``ru_maxrss``: Linux carries that across exec, so a child
+    spawned by a big parent would report the parent's RSS."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def train_step_peak(spec: str, batch: int, px: int, device: str, threads: int) -> dict[str, float]:
