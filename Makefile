@@ -8,6 +8,7 @@ setup:
 demo: setup
 	$(PY) tools/demo.py
 	$(PY) tools/demo_segmentation.py
+	$(PY) tools/demo_depth.py
 
 test: setup
 	$(PY) -m ruff check .
