@@ -11,6 +11,7 @@ from mmengine.config import DictAction
 from mmengine.dist import get_rank
 from mmengine.runner import Runner
 
+from nf_plugins.distributed import exit_if_distributed
 from nf_plugins.downstream.runner_utils import (
     load_config,
     set_data_root,
@@ -67,6 +68,7 @@ def main() -> None:
         for path in filter(None, [osp.join(cfg.work_dir, "test_metrics.json"), args.out]):
             write_json_atomic(path, dict(config=args.config, checkpoint=args.checkpoint, metrics=metrics))
         print(" ".join(f"{k}={v:.2f}" for k, v in metrics.items()))
+    exit_if_distributed()
 
 
 if __name__ == "__main__":

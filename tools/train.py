@@ -10,6 +10,7 @@ import os
 from mmengine.config import DictAction
 from mmengine.runner import Runner
 
+from nf_plugins.distributed import exit_if_distributed
 from nf_plugins.downstream.runner_utils import (
     enable_amp,
     load_config,
@@ -54,6 +55,7 @@ def main() -> None:
     trust_local_mmengine_checkpoints()
     runner = Runner.from_cfg(cfg)
     runner.train()
+    exit_if_distributed()
 
 
 if __name__ == "__main__":

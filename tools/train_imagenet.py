@@ -40,6 +40,7 @@ from timm.scheduler import CosineLRScheduler
 from timm.utils import ModelEmaV3, accuracy
 
 import nf_plugins  # noqa: F401  (registers the paper's models)
+from nf_plugins.distributed import exit_if_distributed
 from nf_plugins.hub.checkpoint import load_training_checkpoint, save_training_checkpoint
 from nf_plugins.models import create_model
 
@@ -350,9 +351,6 @@ class Trainer:
             self.log(**record)
             if self.epoch % self.cfg["checkpoint_every"] == 0 or self.epoch == end:
                 self.save()
-        if self.distributed:
-            dist.barrier()
-            dist.destroy_process_group()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -390,14 +388,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{args.output / 'last.pth'} exists: pass --resume {args.output / 'last.pth'} or another --output"
         )
     trainer.fit(args.stop_after_epochs)
-    if trainer.distributed:
-        # torch 2.13 + gloo: the last reference to the process group (held by DDP) is dropped with the
-        # GIL held, and ~ProcessGroupGloo then joins a worker thread that waits for the GIL: a deadlock
-        # seen in CI after a finished run. Everything is saved and synchronised (fit ends with a barrier),
-        # so leave without running destructors.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
+    exit_if_distributed()  # torch 2.13 gloo teardown can deadlock or abort: see nf_plugins.distributed
 
 
 if __name__ == "__main__":
