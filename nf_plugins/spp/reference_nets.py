@@ -13,7 +13,6 @@ at the stem, in linear nets). That is what gives ReLU-BN-Conv its residual varia
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable
 from typing import Literal
@@ -178,11 +177,9 @@ def plain_nf_cfg(**kwargs) -> NfCfg:
     """An ``NfCfg`` whose gammas, 1/beta and skip gains stay explicit multiplies on the activations.
 
     The SPP variants change those constants after building (gamma = sqrt(2), SkipInit gain 1), which
-    needs them as attributes rather than folded into conv weights; NfCfg versions that can fold them
-    (``fold_scalars``) are asked not to.
+    needs them as attributes rather than folded into conv weights.
     """
-    if "fold_scalars" in {f.name for f in dataclasses.fields(NfCfg)}:
-        kwargs.setdefault("fold_scalars", False)
+    kwargs.setdefault("fold_scalars", False)
     return NfCfg(**kwargs)
 
 
