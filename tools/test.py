@@ -4,19 +4,17 @@ python tools/test.py CONFIG work_dirs/.../iter_30000.pth
 """
 
 import argparse
-import os
 import os.path as osp
 
-from mmengine.config import DictAction
 from mmengine.dist import get_rank
-from mmengine.runner import Runner
 
 from nf_plugins.distributed import exit_if_distributed
 from nf_plugins.downstream.runner_utils import (
+    add_runner_args,
+    build_runner,
     load_config,
+    parse_runner_args,
     set_data_root,
-    setup_cpu_distributed,
-    trust_local_mmengine_checkpoints,
     write_json_atomic,
 )
 
@@ -29,18 +27,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--out", help="also save the metrics JSON here")
     parser.add_argument("--show-dir", help="save painted predictions to this dir")
     parser.add_argument("--tta", action="store_true", help="test-time augmentation (config's tta_pipeline)")
-    parser.add_argument(
-        "--cfg-options",
-        nargs="+",
-        action=DictAction,
-        help="override config keys, e.g. test_dataloader.batch_size=2",
-    )
-    parser.add_argument("--data-root", help="replace data_root of every dataset in the dataloaders")
-    parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
-    parser.add_argument("--local_rank", "--local-rank", type=int, default=0)
-    args = parser.parse_args()
-    os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
-    return args
+    add_runner_args(parser, "test_dataloader.batch_size=2")
+    return parse_runner_args(parser)
 
 
 def main() -> None:
@@ -59,9 +47,7 @@ def main() -> None:
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
-    setup_cpu_distributed(cfg)
-    trust_local_mmengine_checkpoints()
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     metrics = runner.test()
     if get_rank() == 0:
         metrics = {k: float(v) for k, v in metrics.items()}

@@ -5,18 +5,15 @@ torchrun --nproc_per_node=4 tools/train.py CONFIG --launcher pytorch
 """
 
 import argparse
-import os
-
-from mmengine.config import DictAction
-from mmengine.runner import Runner
 
 from nf_plugins.distributed import exit_if_distributed
 from nf_plugins.downstream.runner_utils import (
+    add_runner_args,
+    build_runner,
     enable_amp,
     load_config,
+    parse_runner_args,
     set_data_root,
-    setup_cpu_distributed,
-    trust_local_mmengine_checkpoints,
 )
 
 
@@ -27,18 +24,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--resume", action="store_true", help="resume from the latest checkpoint in work_dir")
     parser.add_argument("--amp", action="store_true", help="automatic mixed precision")
     parser.add_argument("--auto-scale-lr", action="store_true", help="scale lr by batch / auto_scale_lr")
-    parser.add_argument(
-        "--cfg-options",
-        nargs="+",
-        action=DictAction,
-        help="override config keys, e.g. train_cfg.max_iters=10",
-    )
-    parser.add_argument("--data-root", help="replace data_root of every dataset in the dataloaders")
-    parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
-    parser.add_argument("--local_rank", "--local-rank", type=int, default=0)
-    args = parser.parse_args()
-    os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
-    return args
+    add_runner_args(parser, "train_cfg.max_iters=10")
+    return parse_runner_args(parser)
 
 
 def main() -> None:
@@ -51,9 +38,7 @@ def main() -> None:
     if args.auto_scale_lr:
         cfg.auto_scale_lr = dict(cfg.get("auto_scale_lr", {}), enable=True)
     cfg.resume = args.resume
-    setup_cpu_distributed(cfg)
-    trust_local_mmengine_checkpoints()
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     runner.train()
     exit_if_distributed()
 

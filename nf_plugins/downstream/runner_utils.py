@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -10,7 +11,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 
 
@@ -120,3 +121,32 @@ def trust_local_mmengine_checkpoints() -> None:
         return torch.load(filename, map_location=map_location, weights_only=False)
 
     CheckpointLoader.register_scheme(prefixes="", loader=load_from_local, force=True)
+
+
+def add_runner_args(parser: argparse.ArgumentParser, cfg_options_example: str) -> None:
+    """The flags tools/train.py and tools/test.py share (mmseg's, plus ``--data-root``)."""
+    parser.add_argument(
+        "--cfg-options",
+        nargs="+",
+        action=DictAction,
+        help=f"override config keys, e.g. {cfg_options_example}",
+    )
+    parser.add_argument("--data-root", help="replace data_root of every dataset in the dataloaders")
+    parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=0)
+
+
+def parse_runner_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Parse, and export ``--local_rank`` as LOCAL_RANK for launchers that pass it as a flag."""
+    args = parser.parse_args()
+    os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
+    return args
+
+
+def build_runner(cfg: Config):
+    """mmengine's Runner for ``cfg``, with CPU distributed set-up and trusted local checkpoints."""
+    from mmengine.runner import Runner
+
+    setup_cpu_distributed(cfg)
+    trust_local_mmengine_checkpoints()
+    return Runner.from_cfg(cfg)
