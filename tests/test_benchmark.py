@@ -38,7 +38,7 @@ def test_folded_suite_report_is_well_formed(tmp_path):
         assert r["extra"]["max_abs_diff"] <= 1e-5  # folded and recomputed give the same outputs
     env = report["environment"]
     assert env["torch"] == __import__("torch").__version__ and env["timm"] == timm.__version__
-    assert env["fp32_matmul_peak_gflops"] > 0
+    assert env["fp32_gemm_peak_gflops"] > 0
     write_report(report, str(tmp_path / "b.json"), str(tmp_path / "b.md"))
     assert json.loads((tmp_path / "b.json").read_text()) == json.loads(json.dumps(report))
     md = (tmp_path / "b.md").read_text()
@@ -53,3 +53,19 @@ def test_memory_measurement_runs_in_a_child():
 def test_unknown_suite_is_rejected():
     with pytest.raises(ValueError, match=r"unknown benchmark suites \['fast'\]; choose from"):
         run_benchmark(BenchConfig(reps=1, suites=("fast",)))
+
+
+def test_train_step_flops_count_grouped_convolutions_analytically():
+    """Forward + backward FLOPs equal the hand count: torch's own formula over-counts grouped weight grads."""
+    import torch
+
+    from nf_plugins.bench.runner import train_step_flops
+
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 1, bias=False), torch.nn.Conv2d(8, 8, 3, padding=1, groups=4, bias=False)
+    )
+    batch, px = 2, 5
+    pixels = batch * px * px
+    first = 2 * pixels * 8 * 3  # forward; its backward is the weight gradient only (input needs none)
+    grouped = 2 * pixels * 8 * (8 // 4) * 9  # forward; backward = input and weight gradients
+    assert train_step_flops(model, batch, px) == 2 * first + 3 * grouped

@@ -60,3 +60,38 @@ def test_channels_last_matches():
         ref = folded.eval()(x)
         out = folded.to(memory_format=torch.channels_last)(x.to(memory_format=torch.channels_last))
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_out_scale_is_exact_algebra_with_gradients():
+    """conv(x, out_scale=s) == s * conv(x), and so are the gradients of weight, gain, bias and s."""
+    conv = ScaledStdConv2d(8, 4, 3, input_scale=1.3)
+    torch.nn.init.normal_(conv.bias)
+    ref = ScaledStdConv2d(8, 4, 3, input_scale=1.3)
+    ref.load_state_dict(conv.state_dict())
+    s, s_ref = (torch.tensor(0.7, requires_grad=True) for _ in range(2))
+    x = torch.randn(2, 8, 9, 9)
+    out, expected = conv(x, s), s_ref * ref(x)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    out.square().sum().backward()
+    expected.square().sum().backward()
+    for (name, p), q in zip(conv.named_parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-5, msg=name)
+    torch.testing.assert_close(s.grad, s_ref.grad, rtol=1e-4, atol=1e-5)
+
+
+def test_channels_last_training_keeps_weight_layout_and_gradients():
+    """A channels_last model standardizes its weights in place of layout: no reorder, same numbers."""
+    folded, _ = _pair("nf_resnet26")
+    cl, _ = _pair("nf_resnet26")
+    cl.load_state_dict(folded.state_dict())
+    cl = cl.to(memory_format=torch.channels_last)
+    conv = cl.stages[0][0].conv2
+    assert conv.standardized_weight().is_contiguous(memory_format=torch.channels_last)
+    x = torch.randn(2, 3, 64, 64)
+    out_ref = folded.train()(x)
+    out = cl.train()(x.to(memory_format=torch.channels_last))
+    torch.testing.assert_close(out, out_ref, rtol=1e-4, atol=1e-4)
+    out.square().sum().backward()
+    out_ref.square().sum().backward()
+    for (name, p), q in zip(cl.named_parameters(), folded.parameters(), strict=True):
+        assert (p.grad - q.grad).abs().max() <= 1e-3 * q.grad.abs().max() + 1e-7, name

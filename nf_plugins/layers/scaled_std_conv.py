@@ -51,8 +51,8 @@ class ScaledStdConv2d(nn.Conv2d):
         self._cache_key: tuple = ()
         self._cache: torch.Tensor | None = None
 
-    def standardized_weight(self) -> torch.Tensor:
-        """The Scaled WS weight, differentiable w.r.t. ``weight`` and ``gain``.
+    def standardized_weight(self, out_scale: torch.Tensor | None = None) -> torch.Tensor:
+        """The Scaled WS weight, differentiable w.r.t. ``weight`` and ``gain`` (and ``out_scale``).
 
         ``gain * s * (W - mean) / sqrt(N var + eps)`` equals a batch norm over each filter's fan-in with
         ``eps / N`` and affine weight ``gain * s / sqrt(N)``: written that way it runs as one fused kernel
@@ -61,11 +61,20 @@ class ScaledStdConv2d(nn.Conv2d):
         """
         dtype = torch.promote_types(self.weight.dtype, torch.float32)
         affine = self.gain.to(dtype) * (self.input_scale * self.fan_in**-0.5)
-        w = F.batch_norm(
-            self.weight.to(dtype).reshape(1, self.out_channels, -1), None, None, weight=affine,
+        if out_scale is not None:
+            affine = affine * out_scale.to(dtype)
+        # Per-filter statistics do not depend on the order of a filter's elements, so a channels_last
+        # weight is standardized in its own (O, kh, kw, I) layout and comes back channels_last: the conv
+        # then needs no weight reorder, forward or backward.
+        channels_last = not self.weight.is_contiguous() and self.weight.is_contiguous(
+            memory_format=torch.channels_last
+        )
+        w = self.weight.permute(0, 2, 3, 1) if channels_last else self.weight
+        out = F.batch_norm(
+            w.to(dtype).reshape(1, self.out_channels, -1), None, None, weight=affine,
             training=True, momentum=0.0, eps=self.eps / self.fan_in,
-        )  # fmt: skip
-        return w.reshape_as(self.weight).to(self.weight.dtype)
+        ).reshape(w.shape).to(self.weight.dtype)  # fmt: skip
+        return out.permute(0, 3, 1, 2) if channels_last else out
 
     @torch.jit.unused
     def _cached_weight(self) -> torch.Tensor:
@@ -77,7 +86,19 @@ class ScaledStdConv2d(nn.Conv2d):
             self._cache_key = key
         return self._cache
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, out_scale: torch.Tensor | None = None) -> torch.Tensor:
+        """``conv(x)``, or ``out_scale * conv(x)`` computed as a conv with scaled weight and bias.
+
+        ``out_scale`` (a scalar or per-output-channel tensor, e.g. a residual branch's SkipInit gain) is
+        folded into the Scaled WS affine, so its gradient costs a per-filter reduction instead of two
+        activation-sized multiplies in the backward pass.
+        """
+        if out_scale is not None:
+            bias = self.bias
+            if bias is not None:
+                bias = bias * out_scale
+            weight = self.standardized_weight(out_scale)
+            return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, self.groups)
         if torch.jit.is_scripting() or torch.compiler.is_compiling():
             weight = self.standardized_weight()
         elif self.training or torch.is_grad_enabled() or not self.cache_weight:

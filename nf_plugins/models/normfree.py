@@ -171,13 +171,22 @@ class NormFreeBlock(nn.Module):
         out = self.conv1(out)
         out = self.conv2(self.act2(out))
         out = self.se(out)
-        out = self.conv3(self.act3(out))
+        out = self.act3(out)
         if self.folded:
-            # shortcut + out * (alpha * skip gain [* per-sample keep mask]): one fused multiply-add
-            scale = (self.skipinit_gain * self.alpha).to(out.dtype)
+            scale = self.skipinit_gain * self.alpha
+            if torch.is_grad_enabled() and isinstance(self.conv3, ScaledStdConv2d):
+                # Training: alpha * skip gain rides in conv3's weight and bias, so the backward pass has
+                # no activation-sized multiply for the branch or for the gain's gradient.
+                out = self.conv3(out, scale)
+                if self.training and self.drop_path_rate > 0.0:
+                    return torch.addcmul(shortcut, out, drop_path_keep_mask(out, self.drop_path_rate))
+                return shortcut + out
+            # Inference: conv3's weight stays cached; shortcut + out * scale is one fused multiply-add.
+            scale = scale.to(out.dtype)
             if self.training and self.drop_path_rate > 0.0:
                 scale = scale * drop_path_keep_mask(out, self.drop_path_rate)
-            return torch.addcmul(shortcut, out, scale)
+            return torch.addcmul(shortcut, self.conv3(out), scale)
+        out = self.conv3(out)
         out = self.drop_path(out * (self.skipinit_gain * self.alpha))
         return out + shortcut
 
