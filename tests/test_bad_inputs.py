@@ -6,6 +6,7 @@ Models are small and inputs 64 px so the whole file stays a few seconds on 2 cor
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import pickle
@@ -243,15 +244,19 @@ def test_malicious_pickle_is_refused_by_every_loader(tmp_path):
             cli_main(
                 ["export-onnx", "nf_regnet_b0", "--out", str(tmp_path / "m.onnx"), "--checkpoint", str(path)]
             )
+    if importlib.util.find_spec("mmengine") is not None:  # mmengine checkpoints (tools/train.py --resume)
+        from nf_plugins.downstream.checkpoint_io import load_checkpoint_file
+
+        for path in (evil, tmp_path / "evil_zip.pth"):
+            with pytest.raises(ValueError, match=r"cannot be read with torch.load\(weights_only=True\)"):
+                load_checkpoint_file(str(path))
     assert not marker.exists()
     assert not (tmp_path / "m.onnx").exists()
 
 
-# torch.load calls allowed without weights_only=True, with why.
-_TRUSTED_TORCH_LOADS = {
-    # mmengine's own resume of its pickled runner state (HistoryBuffer etc.), local files only
-    "nf_plugins/downstream/runner_utils.py": 1,
-}
+# torch.load calls allowed without weights_only=True, with why: none (mmengine's training state is read
+# with weights_only=True and an allowlist, nf_plugins/downstream/checkpoint_io.py).
+_TRUSTED_TORCH_LOADS: dict[str, int] = {}
 
 
 def test_every_torch_load_in_the_package_and_tools_is_weights_only():

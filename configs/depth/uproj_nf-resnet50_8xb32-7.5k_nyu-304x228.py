@@ -63,8 +63,13 @@ test_pipeline = [
     dict(type="LoadCheckedDepthAnnotation", depth_rescale_factor=1e-3),
     dict(type="PackSegInputs", meta_keys=meta_keys),
 ]
-train_dataloader = dict(batch_size=32, num_workers=8, dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(batch_size=1, num_workers=4, dataset=dict(pipeline=test_pipeline))
+# CheckedNYUDataset: mmseg's NYUDataset + errors naming the prepare command for missing/empty folders.
+train_dataloader = dict(
+    batch_size=32, num_workers=8, dataset=dict(type="CheckedNYUDataset", pipeline=train_pipeline)
+)
+val_dataloader = dict(
+    batch_size=1, num_workers=4, dataset=dict(type="CheckedNYUDataset", pipeline=test_pipeline)
+)
 test_dataloader = val_dataloader
 
 max_iters = 7500
@@ -83,9 +88,17 @@ default_hooks = dict(
     timer=dict(type="IterTimerHook"),
     logger=dict(type="LoggerHook", interval=50, log_metric_by_epoch=False),
     param_scheduler=dict(type="ParamSchedulerHook"),
-    checkpoint=dict(type="CheckpointHook", by_epoch=False, interval=1500, save_best="rmse", rule="less"),
+    checkpoint=dict(
+        type="CheckpointHook",
+        by_epoch=False,
+        interval=1500,
+        save_best="rmse",
+        rule="less",
+        backend_args=dict(backend="atomic_local"),  # temp file + rename: never a truncated checkpoint
+    ),  # fmt: skip
     sampler_seed=dict(type="DistSamplerSeedHook"),
     visualization=dict(type="SegVisualizationHook"),
 )
+custom_hooks = [dict(type="NonFiniteLossHook")]  # a NaN/inf loss stops training before it is saved
 # 8 GPUs x 32 = the paper's batch 256; on other setups mmengine rescales lr linearly with --auto-scale-lr.
 auto_scale_lr = dict(enable=False, base_batch_size=256)

@@ -5,21 +5,24 @@ into mmseg/mmengine registries (configs load it with ``custom_imports``).
 """
 
 from . import depth_head, depth_loss, depth_transforms  # noqa: F401, I001  (NYUv2 depth registrations)
-from . import hooks, seg_datasets, seg_head, seg_transforms
+from . import checkpoint_io, hooks, seg_datasets, seg_head, seg_transforms
 from .backbone import NFBackbone, dilate_last_stage
-from .hooks import GlobalLossCurveHook
-from .seg_datasets import CheckedPascalVOCDataset
+from .hooks import GlobalLossCurveHook, NonFiniteLossHook
+from .seg_datasets import CheckedNYUDataset, CheckedPascalVOCDataset
 from .seg_head import GammaReLU, NFFCNHead
 from .seg_transforms import RandomRescale, ValidateSegSample
 
 __all__ = [
+    "CheckedNYUDataset",
     "CheckedPascalVOCDataset",
     "GammaReLU",
     "GlobalLossCurveHook",
     "NFBackbone",
     "NFFCNHead",
+    "NonFiniteLossHook",
     "RandomRescale",
     "ValidateSegSample",
+    "checkpoint_io",
     "dilate_last_stage",
     "hooks",
     "seg_datasets",

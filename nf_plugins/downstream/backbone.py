@@ -82,6 +82,18 @@ class NFBackbone(BaseModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(init_cfg)
+        own = (
+            "model_name",
+            "pretrained",
+            "checkpoint_path",
+            "out_indices",
+            "output_stride",
+            "drop_path_rate",
+        )
+        for key in kwargs:  # extra kwargs go to timm; a near-miss of our own is a typo, not a timm option
+            close = difflib.get_close_matches(key, own, n=1, cutoff=0.8)
+            if close:
+                raise TypeError(f"model.backbone got unknown key {key!r}; did you mean {close[0]!r}?")
         if not isinstance(model_name, str) or not model_name:
             raise TypeError(f"model.backbone.model_name must be a timm model name, got {model_name!r}")
         if ":" not in model_name and not timm.is_model(model_name.split(".", 1)[0]):

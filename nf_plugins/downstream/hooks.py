@@ -1,13 +1,35 @@
-"""Training hooks: the global-batch loss curve (mean over ranks), written as JSON by rank 0."""
+"""Training hooks: stop on a non-finite loss; the global-batch loss curve (mean over ranks), as JSON."""
 
 from __future__ import annotations
 
 import json
 import os
 
+import torch
 import torch.distributed as dist
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
+
+
+@HOOKS.register_module()
+class NonFiniteLossHook(Hook):
+    """Stop training at the first NaN/inf loss, before any checkpoint of that iteration is written.
+
+    mmengine trains on through a NaN loss (every later weight is NaN) and its ``CheckpointHook`` would
+    then save the broken state over the good ones. This hook runs before it (priority ``ABOVE_NORMAL``
+    vs ``VERY_LOW``) and raises, so the last checkpoint on disk is the last good one.
+    """
+
+    priority = "ABOVE_NORMAL"
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        loss = (outputs or {}).get("loss")
+        if loss is not None and not bool(torch.isfinite(torch.as_tensor(loss)).all()):
+            raise FloatingPointError(
+                f"loss is {float(loss)} at iteration {runner.iter + 1}; training stopped before saving. "
+                "The last checkpoint in the work dir is the last good one: lower the learning rate "
+                "(optim_wrapper.optimizer.lr), try --amp off, or check the data, then --resume"
+            )
 
 
 @HOOKS.register_module()
@@ -41,4 +63,4 @@ class GlobalLossCurveHook(Hook):
         os.replace(tmp, path)
 
 
-__all__ = ["GlobalLossCurveHook"]
+__all__ = ["GlobalLossCurveHook", "NonFiniteLossHook"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import logging
 import os
@@ -23,11 +24,38 @@ def load_config(path: str, work_dir: str | None, cfg_options: dict | None, launc
     cfg.launcher = launcher
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    check_runner_keys(cfg, path)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get("work_dir", None) is None:
         cfg.work_dir = osp.join("./work_dirs", osp.splitext(osp.basename(path))[0])
     return cfg
+
+
+# Top-level keys mmengine's Runner.from_cfg reads; any other top-level name is a config variable.
+RUNNER_KEYS = (
+    "model", "work_dir", "train_dataloader", "val_dataloader", "test_dataloader", "train_cfg", "val_cfg",
+    "test_cfg", "auto_scale_lr", "optim_wrapper", "param_scheduler", "val_evaluator", "test_evaluator",
+    "default_hooks", "custom_hooks", "data_preprocessor", "load_from", "resume", "launcher", "env_cfg",
+    "log_processor", "log_level", "visualizer", "default_scope", "randomness", "experiment_name",
+    "cfg", "model_wrapper_cfg", "compile", "custom_imports", "vis_backends", "tta_model",
+)  # fmt: skip
+# Config variables of mmseg's own configs that are near-misses of Runner keys, yet intended.
+KNOWN_VARIABLES = ("models", "test_pipeline", "tta_pipeline")
+
+
+def check_runner_keys(cfg: Config, path: str) -> None:
+    """Refuse a top-level key that is a near-miss of a Runner key (``train_dataloder``): the Runner
+    would silently ignore it and train with the inherited value."""
+    for key in cfg.keys():
+        if key in RUNNER_KEYS or key in KNOWN_VARIABLES:
+            continue
+        close = difflib.get_close_matches(key, RUNNER_KEYS, n=1, cutoff=0.85)
+        if close:
+            raise ValueError(
+                f"{path}: top-level config key {key!r} is not read by mmengine's Runner; did you mean "
+                f"{close[0]!r}? (a misspelt key is silently ignored)"
+            )
 
 
 def setup_cpu_distributed(cfg: Config) -> None:
@@ -103,26 +131,6 @@ def set_data_root(cfg: Config, data_root: str) -> int:
     return changed
 
 
-def trust_local_mmengine_checkpoints() -> None:
-    """Let mmengine load its own local checkpoints under torch >= 2.6.
-
-    mmengine 0.10.7 calls ``torch.load`` with torch's new default ``weights_only=True``, which
-    refuses the training state mmengine itself pickles (message hub ``HistoryBuffer`` with bound
-    methods, numpy scalars), so ``--resume`` and ``tools/test.py CHECKPOINT`` fail (open-mmlab/mmengine
-    #1655; the upstream fix, PR #1650, passes ``weights_only=False``). This does the same for local
-    files only: load checkpoints you trust, as with any pickle.
-    """
-    from mmengine.runner.checkpoint import CheckpointLoader
-
-    def load_from_local(filename: str, map_location: Any) -> Any:
-        filename = osp.expanduser(filename)
-        if not osp.isfile(filename):
-            raise FileNotFoundError(f"checkpoint {filename!r} does not exist")
-        return torch.load(filename, map_location=map_location, weights_only=False)
-
-    CheckpointLoader.register_scheme(prefixes="", loader=load_from_local, force=True)
-
-
 def add_runner_args(parser: argparse.ArgumentParser, cfg_options_example: str) -> None:
     """The flags tools/train.py and tools/test.py share (mmseg's, plus ``--data-root``)."""
     parser.add_argument(
@@ -143,10 +151,23 @@ def parse_runner_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
     return args
 
 
+def use_atomic_checkpoints(cfg: Config) -> None:
+    """Save checkpoints through the atomic local backend unless the config names a storage backend."""
+    from .checkpoint_io import ATOMIC_BACKEND
+
+    hook = (cfg.get("default_hooks") or {}).get("checkpoint")
+    if hook and hook.get("backend_args") is None and hook.get("file_client_args") is None:
+        hook["backend_args"] = dict(backend=ATOMIC_BACKEND)
+
+
 def build_runner(cfg: Config):
-    """mmengine's Runner for ``cfg``, with CPU distributed set-up and trusted local checkpoints."""
+    """mmengine's Runner for ``cfg``: CPU distributed set-up, atomic checkpoint writes, and checkpoint
+    reads with ``torch.load(weights_only=True)``."""
     from mmengine.runner import Runner
 
+    from .checkpoint_io import use_safe_checkpoint_loader
+
     setup_cpu_distributed(cfg)
-    trust_local_mmengine_checkpoints()
+    use_atomic_checkpoints(cfg)
+    use_safe_checkpoint_loader()
     return Runner.from_cfg(cfg)

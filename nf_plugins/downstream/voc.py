@@ -19,6 +19,8 @@ from PIL import Image
 from scipy.io import loadmat
 from tqdm import tqdm
 
+from .image_files import decoded_array, decoded_size
+
 VOC_NUM_CLASSES = 21
 IGNORE_INDEX = 255
 TRAINAUG_LEN = 10582  # VOC2012 train + SBD train/val, minus VOC2012 val
@@ -103,13 +105,18 @@ def _check_pair(voc_root: str, img_id: str, seg_dir: str) -> None:
     for p in (img_path, seg_path):
         if not osp.isfile(p):
             raise FileNotFoundError(f"{p} is missing (listed in the splits)")
-    with Image.open(img_path) as im, Image.open(seg_path) as sm:
-        if im.size != sm.size:
-            raise ValueError(
-                f"mask {seg_path} is {sm.size[0]}x{sm.size[1]} but image {img_path} is "
-                f"{im.size[0]}x{im.size[1]}"
-            )
-        check_mask(np.asarray(sm), seg_path)
+    img_size, mask = decoded_size(img_path), decoded_array(seg_path)
+    if mask.ndim != 2:
+        raise ValueError(
+            f"mask {seg_path} has {mask.shape[2]} channels; expected a palette or 8-bit gray PNG of class "
+            "indices (as VOC's SegmentationClass), not colours"
+        )
+    if img_size != mask.shape[::-1]:
+        raise ValueError(
+            f"mask {seg_path} is {mask.shape[1]}x{mask.shape[0]} but image {img_path} is "
+            f"{img_size[0]}x{img_size[1]}"
+        )
+    check_mask(mask, seg_path)
 
 
 def prepare_vocaug(

@@ -111,7 +111,13 @@ param_scheduler = [
     )
 ]
 train_cfg = dict(type="IterBasedTrainLoop", max_iters=max_iters, val_interval=3000)
-default_hooks = dict(checkpoint=dict(by_epoch=False, interval=3000, max_keep_ckpts=2))
+# Checkpoints are written atomically (temp file + rename): a kill mid-save never leaves a truncated one.
+default_hooks = dict(
+    checkpoint=dict(
+        by_epoch=False, interval=3000, max_keep_ckpts=2, backend_args=dict(backend="atomic_local")
+    )
+)
+custom_hooks = [dict(type="NonFiniteLossHook")]  # a NaN/inf loss stops training before it is saved
 randomness = dict(seed=0)
 # the recipe's global batch: 4 GPUs x 4 images; `--auto-scale-lr` rescales lr for other batch sizes
 auto_scale_lr = dict(enable=False, base_batch_size=16)

@@ -1,0 +1,329 @@
+"""Segmentation/depth reliability: corrupt files, empty splits, config typos, NaN losses, atomic
+checkpoints and weights_only loading of mmengine's training state, through the real tools."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import os.path as osp
+import runpy
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("mmseg")
+from mmengine.config import Config  # noqa: E402
+from mmengine.hooks import Hook  # noqa: E402
+from mmengine.registry import HOOKS, init_default_scope  # noqa: E402
+from mmseg.registry import DATASETS, MODELS  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from nf_plugins.downstream.checkpoint_io import (  # noqa: E402
+    AtomicLocalBackend,
+    load_checkpoint_file,
+)
+from nf_plugins.downstream.runner_utils import load_config  # noqa: E402
+from nf_plugins.downstream.synthetic_voc import make_synthetic_voc, small_run_config  # noqa: E402
+from nf_plugins.downstream.voc import prepare_vocaug  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SEG_CONFIG = str(ROOT / "configs/segmentation/fcn_nf-regnet-b0-d16_4xb4-30k_voc12aug-513x513.py")
+DEPTH_CONFIG = str(ROOT / "configs/depth/uproj_nf-regnet-b0_8xb32-7.5k_nyu-304x228.py")
+
+
+def _load_prepare_nyu():
+    spec = importlib.util.spec_from_file_location("prepare_nyu", ROOT / "tools/prepare_nyu.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture
+def voc_src(tmp_path):
+    counts = make_synthetic_voc(str(tmp_path), n_train=4, n_val=2, n_sbd_extra=3, size=(48, 40))
+    return tmp_path / "VOCdevkit" / "VOC2012", tmp_path / "benchmark_RELEASE", counts
+
+
+def _truncate(path: Path, keep: float = 0.5) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+def _first_id(voc: Path, split: str = "train") -> str:
+    return (voc / "ImageSets/Segmentation" / f"{split}.txt").read_text().split()[0]
+
+
+# ---- data preparation: files that do not decode ---------------------------------------------------
+
+VOC_FILE_CASES = {
+    "garbage_jpeg": (lambda voc, i: (voc / "JPEGImages" / f"{i}.jpg").write_bytes(b"not a jpeg at all"),
+                     r"JPEGImages/{id}\.jpg: not a decodable image \(UnidentifiedImageError"),
+    "truncated_jpeg": (lambda voc, i: _truncate(voc / "JPEGImages" / f"{i}.jpg"),
+                       r"JPEGImages/{id}\.jpg: not a decodable image \(OSError: image file is truncated"),
+    "truncated_png": (lambda voc, i: _truncate(voc / "SegmentationClass" / f"{i}.png"),
+                      r"SegmentationClass/{id}\.png: not a decodable image .*corrupt or truncated"),
+    "rgb_mask": (lambda voc, i: Image.open(voc / "SegmentationClass" / f"{i}.png").convert("RGB").save(
+                     voc / "SegmentationClass" / f"{i}.png"),
+                 r"mask .*{id}\.png has 3 channels; expected a palette or 8-bit gray PNG"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(VOC_FILE_CASES))
+def test_prepare_voc_names_files_that_do_not_decode(voc_src, case):
+    voc, sbd, counts = voc_src
+    img_id = _first_id(voc)
+    damage, message = VOC_FILE_CASES[case]
+    damage(voc, img_id)
+    with pytest.raises(ValueError, match=message.format(id=img_id)):
+        prepare_vocaug(str(voc), str(sbd), counts["trainaug"], counts["val"])
+    assert not (voc / "ImageSets/Segmentation/trainaug.txt").exists()  # nothing half-prepared is listed
+
+
+def _nyu_layout(root: Path, n: int = 2) -> Path:
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "annotations" / split).mkdir(parents=True)
+        for i in range(n):
+            cv2.imwrite(
+                str(root / "images" / split / f"bedroom_{i:04d}.jpg"),
+                rng.integers(0, 255, (24, 32, 3), np.uint8),
+            )
+            cv2.imwrite(
+                str(root / "annotations" / split / f"bedroom_{i:04d}.png"),
+                rng.integers(500, 9000, (24, 32), np.uint16),
+            )  # noqa: E501
+    return root  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "victim, message",
+    [
+        ("images/train/bedroom_0001.jpg", r"bedroom_0001\.jpg: not a decodable image \(OSError"),
+        (
+            "annotations/test/bedroom_0000.png",
+            r"bedroom_0000\.png: (not a readable PNG|not a decodable image)",
+        ),
+    ],
+)
+def test_prepare_nyu_check_names_truncated_files(tmp_path, victim, message):
+    prepare_nyu = _load_prepare_nyu()
+    root = _nyu_layout(tmp_path / "nyu")
+    assert prepare_nyu.check_layout(root) == {"train": 2, "test": 2}
+    _truncate(root / victim, 0.6)
+    with pytest.raises(prepare_nyu.NYUFormatError, match=message):
+        prepare_nyu.check_layout(root)
+
+
+def test_prepare_nyu_stays_free_of_torch_and_mmseg():
+    """The converter starts in well under a second: its image check must not pull in torch/timm/mmseg."""
+    code = (
+        "import runpy, sys; runpy.run_path('tools/prepare_nyu.py', run_name='x'); "
+        "print([m for m in ('torch', 'timm', 'mmseg', 'nf_plugins') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# ---- datasets: missing folders and empty splits --------------------------------------------------
+
+
+def _dataset(cfg_path: str, **overrides):
+    init_default_scope("mmseg")
+    cfg = Config.fromfile(cfg_path)
+    ds = cfg.val_dataloader.dataset
+    ds.update(overrides)
+    return DATASETS.build(ds)
+
+
+def test_empty_voc_split_is_an_error_not_an_endless_loop(voc_src):
+    voc, _, _ = voc_src
+    (voc / "ImageSets/Segmentation/val.txt").write_text("")
+    with pytest.raises(
+        ValueError, match=r"Pascal VOC split .*val\.txt.* has no images .*\n  python tools/prepare_voc"
+    ):
+        _dataset(SEG_CONFIG, data_root=str(voc))
+
+
+def test_nyu_dataset_missing_and_empty_folders(tmp_path):
+    with pytest.raises(
+        FileNotFoundError, match=r"NYUv2 data_root not found: .*nowhere.*\n  python tools/prepare_nyu"
+    ):
+        _dataset(DEPTH_CONFIG, data_root=str(tmp_path / "nowhere"))
+    root = _nyu_layout(tmp_path / "nyu")
+    assert len(_dataset(DEPTH_CONFIG, data_root=str(root))) == 2
+    for f in (root / "images/test").iterdir():
+        f.unlink()
+    with pytest.raises(ValueError, match=r"NYUv2 split .*images/test.* has no images"):
+        _dataset(DEPTH_CONFIG, data_root=str(root))
+
+
+# ---- configs: misspelt keys ------------------------------------------------------------------------
+
+
+def test_misspelt_top_level_config_key_is_refused(tmp_path):
+    cfg = tmp_path / "typo.py"
+    cfg.write_text(f"_base_ = [{SEG_CONFIG!r}]\ntrain_dataloder = dict(batch_size=2)\n")
+    with pytest.raises(
+        ValueError,
+        match=r"'train_dataloder' is not read by mmengine's Runner; did you mean 'train_dataloader'",
+    ):  # noqa: E501
+        load_config(str(cfg), None, None, "none")
+    with pytest.raises(ValueError, match=r"'optim_wraper'.*did you mean 'optim_wrapper'"):
+        load_config(SEG_CONFIG, None, {"optim_wraper": {"type": "OptimWrapper"}}, "none")
+    assert load_config(SEG_CONFIG, str(tmp_path / "w"), None, "none").work_dir == str(tmp_path / "w")
+
+
+def test_unknown_nested_model_key_names_the_class_and_key():
+    init_default_scope("mmseg")
+    cfg = Config.fromfile(SEG_CONFIG)
+    cfg.model.backbone.checkpoint_path = None
+    cfg.model.backbone.modle_name = "nf_resnet50"
+    with pytest.raises(
+        TypeError, match=r"model.backbone got unknown key 'modle_name'; did you mean 'model_name'"
+    ):
+        MODELS.build(cfg.model)
+    del cfg.model.backbone["modle_name"]
+    cfg.model.backbone.drop_rat = 0.1  # not a near-miss of ours: timm's model names what it accepts
+    with pytest.raises(TypeError, match=r"model.backbone \('nf_regnet_b0'\): NormFreeNet got unexpected "
+                       r"keyword arguments \['drop_rat'\]; it accepts .*drop_rate"):  # fmt: skip
+        MODELS.build(cfg.model)
+
+
+# ---- atomic checkpoint writes ----------------------------------------------------------------------
+
+
+def test_atomic_backend_keeps_the_old_file_when_a_write_fails(tmp_path, monkeypatch):
+    target = tmp_path / "iter_2.pth"
+    target.write_bytes(b"good checkpoint")
+
+    class Boom(Exception):
+        pass
+
+    def failing_fsync(fd):
+        raise Boom("disk full")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(Boom):
+        AtomicLocalBackend().put(b"x" * 1000, target)
+    assert target.read_bytes() == b"good checkpoint" and sorted(os.listdir(tmp_path)) == ["iter_2.pth"]
+
+
+_WRITER = r"""
+import sys, time
+from nf_plugins.downstream.checkpoint_io import AtomicLocalBackend
+import nf_plugins.downstream.checkpoint_io as io_mod
+
+class SlowFile:  # writes in chunks with pauses, so the parent can kill us mid-save
+    def __init__(self, f): self.f = f
+    def write(self, data):
+        for i in range(0, len(data), 1 << 20):
+            self.f.write(data[i:i + (1 << 20)]); self.f.flush(); time.sleep(0.02)
+    def __getattr__(self, k): return getattr(self.f, k)
+    def __enter__(self): return self
+    def __exit__(self, *a): return self.f.__exit__(*a)
+
+real_fdopen = io_mod.os.fdopen
+io_mod.os.fdopen = lambda fd, mode: SlowFile(real_fdopen(fd, mode))
+print("writing", flush=True)
+AtomicLocalBackend().put(b"n" * (200 << 20), sys.argv[1])
+"""
+
+
+def test_sigkill_during_a_checkpoint_write_leaves_the_previous_one(tmp_path):
+    target = tmp_path / "iter_2.pth"
+    target.write_bytes(b"good checkpoint")
+    proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(target)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    deadline = time.time() + 60
+    while not any(p.name.endswith(".tmp") and p.stat().st_size > (4 << 20) for p in tmp_path.iterdir()):
+        assert time.time() < deadline and proc.poll() is None, "the writer never got going"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert target.read_bytes() == b"good checkpoint"  # never a truncated file under the real name
+
+
+# ---- NaN loss, last good checkpoint, resume with weights_only=True --------------------------------
+
+
+@HOOKS.register_module()
+class _PoisonWeightsHook(Hook):
+    """Test fault: sets one backbone weight to NaN before iteration ``at_iter`` (1-based)."""
+
+    def __init__(self, at_iter: int) -> None:
+        self.at_iter = at_iter
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
+        if runner.iter + 1 == self.at_iter:
+            model = runner.model.module if hasattr(runner.model, "module") else runner.model
+            with torch.no_grad():
+                next(model.backbone.parameters()).fill_(float("nan"))
+
+
+def _train(cfg_path: str, monkeypatch, *extra: str) -> None:
+    monkeypatch.setattr(sys, "argv", ["train.py", cfg_path, *extra])
+    runpy.run_path(str(ROOT / "tools/train.py"), run_name="__main__")
+
+
+def test_nan_loss_stops_seg_training_keeps_last_good_checkpoint_and_resumes(voc_src, tmp_path, monkeypatch):
+    voc, sbd, counts = voc_src
+    prepare_vocaug(str(voc), str(sbd), counts["trainaug"], counts["val"])
+    work = tmp_path / "work"
+    cfg = small_run_config(SEG_CONFIG, str(voc), str(work), crop=(48, 48), max_iters=4, batch_size=2)
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    cfg.default_hooks.checkpoint.interval = 1
+    assert cfg.default_hooks.checkpoint.backend_args == dict(backend="atomic_local")
+    poisoned = tmp_path / "poisoned.py"
+    cfg.custom_hooks = [*cfg.custom_hooks, dict(type="_PoisonWeightsHook", at_iter=3)]
+    cfg.dump(str(poisoned))
+    with pytest.raises(
+        FloatingPointError, match=r"loss is nan at iteration 3; training stopped before saving"
+    ):
+        _train(str(poisoned), monkeypatch)
+    assert sorted(p.name for p in work.glob("*.pth")) == ["iter_1.pth", "iter_2.pth"]
+    assert (work / "last_checkpoint").read_text().endswith("iter_2.pth")
+    state = load_checkpoint_file(str(work / "iter_2.pth"))  # weights_only=True: mmengine's state is allowed
+    assert state["meta"]["iter"] == 2
+    assert all(torch.isfinite(v).all() for v in state["state_dict"].values() if v.is_floating_point())
+    # Resume from the last good checkpoint (weights_only=True load of mmengine's whole training state).
+    cfg.custom_hooks = [h for h in cfg.custom_hooks if h["type"] != "_PoisonWeightsHook"]
+    clean = tmp_path / "clean.py"
+    cfg.dump(str(clean))
+    _train(str(clean), monkeypatch, "--resume")
+    final = load_checkpoint_file(str(work / "iter_4.pth"))
+    assert final["meta"]["iter"] == 4 and (work / "last_checkpoint").read_text().endswith("iter_4.pth")
+    assert all(torch.isfinite(v).all() for v in final["state_dict"].values() if v.is_floating_point())
+    assert not [p for p in os.listdir(work) if p.endswith(".tmp")]
+    assert osp.isfile(work / "iter_3.pth")  # max_keep_ckpts=2 keeps the newest two
+
+
+class _GetattrGadget:
+    """Pickles as ``getattr(numpy.ndarray, 'tofile')``: attribute access on an allowed class, the first
+    step of a gadget chain (``numpy.ndarray`` itself is allowed, so only the getattr check stops it)."""
+
+    def __reduce__(self):
+        return getattr, (np.ndarray, "tofile")
+
+
+def test_checkpoint_getattr_is_limited_to_history_buffer_statistics(tmp_path):
+    path = tmp_path / "gadget.pth"
+    torch.save({"meta": {}, "x": _GetattrGadget()}, path)
+    with pytest.raises(ValueError, match=r"getattr\(ndarray, 'tofile'\); only HistoryBuffer's statistics"):
+        load_checkpoint_file(str(path))
+    from mmengine.logging import HistoryBuffer
+
+    buf = HistoryBuffer()
+    buf.update(2.0)
+    buf.update(4.0)
+    torch.save({"message_hub": {"log_scalars": {"loss": buf}}}, tmp_path / "ok.pth")
+    loaded = load_checkpoint_file(str(tmp_path / "ok.pth"))["message_hub"]["log_scalars"]["loss"]
+    assert loaded.mean() == 3.0 and loaded.statistics("max") == 4.0
