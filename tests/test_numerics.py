@@ -33,7 +33,7 @@ def _nontrivial(name: str) -> torch.nn.Module:
 
 def _fwd_bwd(model, x, dtype):
     model.zero_grad()
-    with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+    with torch.autocast(x.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
         y = model(x)
     y.float().square().sum().backward()
     return y.float().detach(), torch.cat([p.grad.flatten() for p in model.parameters()])
@@ -58,6 +58,23 @@ def test_autocast_forward_backward_is_finite_and_close_to_fp32(name, dtype):
     assert torch.isfinite(y).all() and torch.isfinite(g).all()
     logits_tol, cos_tol = _TOL[dtype]
     assert y32.abs().max() > 1e-2
+    assert (y - y32).norm() / y32.norm() < logits_tol
+    assert F.cosine_similarity(g, g32, dim=0) > cos_tol
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("name", ["nf_resnet50", "nf_regnet_b0"])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bfloat16", "float16"])
+def test_cuda_autocast_forward_backward_is_finite_and_close_to_fp32(name, dtype):
+    """The same check on the GPU (cuDNN kernels, fp16 overflow risk), with channels_last as users run it."""
+    model = _nontrivial(name).cuda().to(memory_format=torch.channels_last)
+    x = torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(1)).cuda()
+    x = x.to(memory_format=torch.channels_last)
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False  # a true fp32 reference
+    y32, g32 = _fwd_bwd(model, x, None)
+    y, g = _fwd_bwd(model, x, dtype)
+    assert torch.isfinite(y).all() and torch.isfinite(g).all()
+    logits_tol, cos_tol = _TOL[dtype]
     assert (y - y32).norm() / y32.norm() < logits_tol
     assert F.cosine_similarity(g, g32, dim=0) > cos_tol
 
