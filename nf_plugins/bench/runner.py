@@ -185,7 +185,7 @@ class Benchmark:
                         ours: _infer(m_ours, batch, px, self.device),
                         peer: _infer(m_peer, batch, px, self.device),
                     },
-                    iters=5 if batch == 1 else 1,
+                    iters=10 if batch == 1 else 1,
                 )
                 val = (lambda s: 1e3 * s) if unit == "ms" else (lambda s, b=batch: b / s)
                 self.rows.append(
@@ -205,7 +205,7 @@ class Benchmark:
                     _infer(recomputed, batch, px, self.device),
                 )
                 diff = (f_run() - r_run()).abs().max().item()
-                sec = self._time({"folded": f_run, "recomputed": r_run}, iters=5 if batch == 1 else 1)
+                sec = self._time({"folded": f_run, "recomputed": r_run}, iters=10 if batch == 1 else 1)
                 val = (lambda s: 1e3 * s) if unit == "ms" else (lambda s, b=batch: b / s)
                 self.rows.append(
                     Row(
