@@ -4,7 +4,6 @@ unit-Gaussian input (paper section 4.4), so the output is multiplied by 2."""
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .activations import GammaAct
@@ -21,12 +20,9 @@ class NFSqueezeExcite(nn.Module):
         self.gain = gain
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # The 1x1 convs act on a (N, C, 1, 1) tensor: as matrix products (same weights, timm's conv
-        # layout kept for checkpoints) they skip the conv dispatch, which at batch 1 costs more than the math.
-        s = x.mean(dim=(2, 3))
-        s = F.linear(s, self.fc1.weight.flatten(1), self.fc1.bias)
-        s = F.linear(self.act(s), self.fc2.weight.flatten(1), self.fc2.bias)
-        return x * (torch.sigmoid(s) * self.gain)[:, :, None, None]
+        s = x.mean(dim=(2, 3), keepdim=True)
+        s = self.fc2(self.act(self.fc1(s)))
+        return x * (torch.sigmoid(s) * self.gain)
 
     def extra_repr(self) -> str:
         return f"gain={self.gain}"
