@@ -327,3 +327,21 @@ def test_checkpoint_getattr_is_limited_to_history_buffer_statistics(tmp_path):
     torch.save({"message_hub": {"log_scalars": {"loss": buf}}}, tmp_path / "ok.pth")
     loaded = load_checkpoint_file(str(tmp_path / "ok.pth"))["message_hub"]["log_scalars"]["loss"]
     assert loaded.mean() == 3.0 and loaded.statistics("max") == 4.0
+
+
+@pytest.mark.parametrize(
+    "cfg_path",
+    sorted(
+        f"configs/{d}/{p.name}"
+        for d in ("segmentation", "depth")
+        for p in (ROOT / "configs" / d).glob("*.py")
+    ),
+)
+def test_every_shipped_config_has_the_safety_nets(cfg_path):
+    """All 28 seg/depth configs: NaN stop, atomic checkpoints, checked datasets (inherited from two bases)."""
+    cfg = Config.fromfile(str(ROOT / cfg_path))
+    assert {h["type"] for h in cfg.custom_hooks} >= {"NonFiniteLossHook"}
+    assert cfg.default_hooks.checkpoint.backend_args == dict(backend="atomic_local")
+    train = cfg.train_dataloader.dataset
+    for ds in [*train.get("datasets", [train]), cfg.val_dataloader.dataset, cfg.test_dataloader.dataset]:
+        assert ds["type"] in ("CheckedPascalVOCDataset", "CheckedNYUDataset"), ds["type"]
