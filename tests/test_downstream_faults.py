@@ -345,3 +345,19 @@ def test_every_shipped_config_has_the_safety_nets(cfg_path):
     train = cfg.train_dataloader.dataset
     for ds in [*train.get("datasets", [train]), cfg.val_dataloader.dataset, cfg.test_dataloader.dataset]:
         assert ds["type"] in ("CheckedPascalVOCDataset", "CheckedNYUDataset"), ds["type"]
+
+
+def test_tools_add_the_safety_nets_to_any_config():
+    """tools/train.py runs mmseg's own configs too: they get atomic checkpoints and the NaN stop."""
+    from nf_plugins.downstream.runner_utils import add_safety_defaults
+
+    cfg = Config(dict(default_hooks=dict(checkpoint=dict(type="CheckpointHook", interval=10))))
+    add_safety_defaults(cfg)
+    assert cfg.default_hooks.checkpoint.backend_args == dict(backend="atomic_local")
+    assert [h["type"] for h in cfg.custom_hooks] == ["NonFiniteLossHook"]
+    petrel = dict(backend="petrel")  # a storage backend the user chose is kept; the hook is not doubled
+    cfg = Config(
+        dict(default_hooks=dict(checkpoint=dict(backend_args=petrel)), custom_hooks=cfg.custom_hooks)
+    )
+    add_safety_defaults(cfg)
+    assert cfg.default_hooks.checkpoint.backend_args == petrel and len(cfg.custom_hooks) == 1

@@ -15,6 +15,8 @@ import torch.distributed as dist
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 
+from .hooks import NonFiniteLossHook
+
 
 def load_config(path: str, work_dir: str | None, cfg_options: dict | None, launcher: str) -> Config:
     """Config with CLI overrides; work_dir defaults to ``work_dirs/<config name>`` as in mmseg."""
@@ -151,23 +153,27 @@ def parse_runner_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
     return args
 
 
-def use_atomic_checkpoints(cfg: Config) -> None:
-    """Save checkpoints through the atomic local backend unless the config names a storage backend."""
+def add_safety_defaults(cfg: Config) -> None:
+    """For any config (ours set both already): checkpoints through the atomic local backend unless a
+    storage backend is named, and a ``NonFiniteLossHook`` unless one is there."""
     from .checkpoint_io import ATOMIC_BACKEND
 
     hook = (cfg.get("default_hooks") or {}).get("checkpoint")
     if hook and hook.get("backend_args") is None and hook.get("file_client_args") is None:
         hook["backend_args"] = dict(backend=ATOMIC_BACKEND)
+    custom = list(cfg.get("custom_hooks") or [])
+    if not any(h.get("type") in ("NonFiniteLossHook", NonFiniteLossHook) for h in custom):
+        cfg.custom_hooks = [*custom, dict(type="NonFiniteLossHook")]
 
 
 def build_runner(cfg: Config):
-    """mmengine's Runner for ``cfg``: CPU distributed set-up, atomic checkpoint writes, and checkpoint
-    reads with ``torch.load(weights_only=True)``."""
+    """mmengine's Runner for ``cfg``: CPU distributed set-up, atomic checkpoint writes, a stop on NaN/inf
+    loss, and checkpoint reads with ``torch.load(weights_only=True)``."""
     from mmengine.runner import Runner
 
     from .checkpoint_io import use_safe_checkpoint_loader
 
     setup_cpu_distributed(cfg)
-    use_atomic_checkpoints(cfg)
+    add_safety_defaults(cfg)
     use_safe_checkpoint_loader()
     return Runner.from_cfg(cfg)
