@@ -269,6 +269,16 @@ class _PoisonWeightsHook(Hook):
                 next(model.backbone.parameters()).fill_(float("nan"))
 
 
+@HOOKS.register_module()
+class _RecordItersHook(Hook):
+    """Test probe: the 1-based iterations this process trained."""
+
+    seen: list[int] = []
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        _RecordItersHook.seen.append(runner.iter + 1)
+
+
 def _train(cfg_path: str, monkeypatch, *extra: str) -> None:
     monkeypatch.setattr(sys, "argv", ["train.py", cfg_path, *extra])
     runpy.run_path(str(ROOT / "tools/train.py"), run_name="__main__")
@@ -294,12 +304,17 @@ def test_nan_loss_stops_seg_training_keeps_last_good_checkpoint_and_resumes(voc_
     state = load_checkpoint_file(str(work / "iter_2.pth"))  # weights_only=True: mmengine's state is allowed
     assert state["meta"]["iter"] == 2
     assert all(torch.isfinite(v).all() for v in state["state_dict"].values() if v.is_floating_point())
-    # Resume from the last good checkpoint (weights_only=True load of mmengine's whole training state).
+    # Resume from the last good checkpoint (weights_only=True load of mmengine's whole training state), even
+    # with mmengine's pointer file truncated (it writes it with a plain open(): a kill there empties it).
+    (work / "last_checkpoint").write_text("")
     cfg.custom_hooks = [h for h in cfg.custom_hooks if h["type"] != "_PoisonWeightsHook"]
+    cfg.custom_hooks.append(dict(type="_RecordItersHook"))
+    _RecordItersHook.seen.clear()
     clean = tmp_path / "clean.py"
     cfg.dump(str(clean))
     _train(str(clean), monkeypatch, "--resume")
     final = load_checkpoint_file(str(work / "iter_4.pth"))
+    assert _RecordItersHook.seen == [3, 4]  # resumed after iteration 2, not restarted from 0
     assert final["meta"]["iter"] == 4 and (work / "last_checkpoint").read_text().endswith("iter_4.pth")
     assert all(torch.isfinite(v).all() for v in final["state_dict"].values() if v.is_floating_point())
     assert not [p for p in os.listdir(work) if p.endswith(".tmp")]

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import os.path as osp
+import re
 from typing import Any
 
 import torch
@@ -166,6 +167,36 @@ def add_safety_defaults(cfg: Config) -> None:
         cfg.custom_hooks = [*custom, dict(type="NonFiniteLossHook")]
 
 
+def latest_checkpoint(work_dir: str) -> str | None:
+    """The checkpoint ``--resume`` should continue from: the one ``last_checkpoint`` names, or, when that
+    pointer is empty or names a missing file (mmengine writes it with a plain ``open``; a kill at that
+    moment truncates it), the newest ``iter_N.pth``/``epoch_N.pth`` in ``work_dir``. None if there is none.
+    """
+    pointer = osp.join(work_dir, "last_checkpoint")
+    named = ""
+    if osp.isfile(pointer):
+        with open(pointer) as f:
+            named = f.read().strip()
+        if named and osp.isfile(named):
+            return named
+    found = [
+        (int(m.group(2)), m.group(1) == "iter", osp.join(work_dir, name))
+        for name in (os.listdir(work_dir) if osp.isdir(work_dir) else [])
+        if (m := re.fullmatch(r"(iter|epoch)_(\d+)\.pth", name))
+    ]
+    if not found:
+        return None
+    newest = max(found)[2]
+    if osp.isfile(pointer):
+        print_log(
+            f"{pointer} names {named!r}, which is not a checkpoint file; resuming from the newest one, "
+            f"{newest}",
+            logger="current",
+            level=logging.WARNING,
+        )
+    return newest
+
+
 def build_runner(cfg: Config):
     """mmengine's Runner for ``cfg``: CPU distributed set-up, atomic checkpoint writes, a stop on NaN/inf
     loss, and checkpoint reads with ``torch.load(weights_only=True)``."""
@@ -175,5 +206,7 @@ def build_runner(cfg: Config):
 
     setup_cpu_distributed(cfg)
     add_safety_defaults(cfg)
+    if cfg.get("resume") and not cfg.get("load_from"):
+        cfg.load_from = latest_checkpoint(cfg.work_dir)  # mmengine resumes from load_from when it is set
     use_safe_checkpoint_loader()
     return Runner.from_cfg(cfg)
