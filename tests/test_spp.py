@@ -163,6 +163,27 @@ def test_cli_timm_models_and_bad_names(tmp_path, capsys):
     assert not (tmp_path / "b.png").exists() and not (tmp_path / "c.png").exists()
 
 
+def test_cli_skip_gain_turns_the_residual_branches_on(tmp_path, capsys):
+    """Untrained NF models start with SkipInit 0 (flat stream, and the tool says so); --skip-gain 1 adds
+    each branch's unit variance, so the variance grows along a stage as in the paper's figures."""
+    argv = ["spp", "nf_resnet26", "--img-size", "32", "--batch-size", "2", "--no-progress"]
+    runs = {}
+    for extra in ([], ["--skip-gain", "1"]):
+        js = tmp_path / f"s{len(extra)}.json"
+        cli_main([*argv, *extra, "--out", str(tmp_path / f"p{len(extra)}.png"), "--json", str(js)])
+        runs[len(extra)] = json.loads(js.read_text())[0]["blocks"]
+        if not extra:
+            assert "SkipInit gains are all 0" in capsys.readouterr().err
+    flat, on = runs[0], runs[2]
+    assert flat[1]["avg_channel_variance"] == pytest.approx(flat[0]["avg_channel_variance"], rel=1e-6)
+    # Block 1 (no transition): Var(x1) = Var(x0) + alpha^2 Var(f), branch and skip independent (section 4).
+    grown = on[1]["avg_channel_variance"] - on[0]["avg_channel_variance"]
+    assert grown == pytest.approx(0.2**2 * on[1]["residual_avg_channel_variance"], rel=0.1)
+    cli_main(["spp", "resnet18", "--skip-gain", "1", "--img-size", "32", "--batch-size", "2", "--no-progress",
+              "--out", str(tmp_path / "r.png")])  # fmt: skip
+    assert "resnet18 has no SkipInit gains" in capsys.readouterr().err
+
+
 def test_json_roundtrip_file_mode_and_bad_json(tmp_path):
     result = signal_propagation(_small_nf(), img_size=32, batch_size=2, name="small")
     path = write_json([result], tmp_path / "s.json")

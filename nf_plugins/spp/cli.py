@@ -37,6 +37,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--depth", type=int, default=600, help="depth of the reference nets (multiple of 12)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the weights and the input")
     parser.add_argument("--log-scale", action="store_true", help="log y axes (figure 6 always uses them)")
+    parser.add_argument(
+        "--skip-gain",
+        type=float,
+        default=None,
+        help="set every SkipInit gain of our NF models to this value (they start at 0, so an untrained "
+        "model's residual stream is flat; the paper's plots use 1)",
+    )
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="forward dtype")
     parser.add_argument("--out", default="spp.png", help="plot file (default spp.png)")
     parser.add_argument("--json", default=None, help="also write the statistics to this JSON file")
@@ -57,6 +64,23 @@ def _builder(name: str, depth: int, seed: int) -> tuple[Callable[[], nn.Module],
     model = create_model(name, pretrained=False)  # raises with close matches for unknown names
     size = (getattr(model, "pretrained_cfg", None) or {}).get("input_size", (3, 224, 224))[-1]
     return (lambda: model), size
+
+
+def set_skip_gains(model: nn.Module, name: str, value: float | None) -> None:
+    """Apply ``--skip-gain``; without it, say when a model's residual branches are all switched off."""
+    gains = [p for n, p in model.named_parameters() if n.endswith("skipinit_gain")]
+    if value is not None:
+        with torch.no_grad():
+            for g in gains:
+                g.fill_(value)
+        if not gains:
+            print(f"note: {name} has no SkipInit gains; --skip-gain does not apply to it", file=sys.stderr)
+    elif gains and all(float(g) == 0.0 for g in gains):
+        print(
+            f"note: {name}'s SkipInit gains are all 0 (as initialised), so every block is the identity and "
+            "the residual stream stays flat; pass --skip-gain 1 to plot it as the paper's figures do",
+            file=sys.stderr,
+        )
 
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[SppResult]:
@@ -83,6 +107,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[SppRe
     for name, build, default_size in builders:
         torch.manual_seed(args.seed)
         model = build()
+        set_skip_gains(model, name, args.skip_gain)
         img_size = args.img_size or default_size or 224
         try:
             total = len(find_blocks(model))
