@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .atomic import atomic_output
 from .layers import ScaledStdConv2d
 
 
@@ -65,18 +66,13 @@ def export_onnx(
         )
     folded = fold_scaled_ws(model)
     x = torch.randn(1, *input_size)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     axes = {"input": {0: "batch", 2: "height", 3: "width"}, "logits": {0: "batch"}} if dynamic else None
-    try:
-        with warnings.catch_warnings():
-            # the entrance checks of the model are constants for a traced graph
-            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-            warnings.filterwarnings("ignore", category=DeprecationWarning)
-            torch.onnx.export(
-                folded, (x,), str(tmp), dynamo=False, opset_version=opset,
-                input_names=["input"], output_names=["logits"], dynamic_axes=axes,
-            )  # fmt: skip
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_output(path, make_dirs=False) as tmp, warnings.catch_warnings():
+        # the entrance checks of the model are constants for a traced graph
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        torch.onnx.export(
+            folded, (x,), str(tmp), dynamo=False, opset_version=opset,
+            input_names=["input"], output_names=["logits"], dynamic_axes=axes,
+        )  # fmt: skip
     return path

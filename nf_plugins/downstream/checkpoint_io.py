@@ -9,10 +9,8 @@ reads stay ``weights_only=True`` with an allowlist of exactly the types mmengine
 
 from __future__ import annotations
 
-import os
 import os.path as osp
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,8 @@ import torch
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
+
+from ..atomic import atomic_write_bytes, atomic_write_text
 
 ATOMIC_BACKEND = "atomic_local"
 
@@ -34,26 +34,10 @@ class AtomicLocalBackend(LocalBackend):
     """
 
     def put(self, obj: bytes, filepath: str | Path) -> None:
-        _write_atomic(filepath, obj, "wb")
+        atomic_write_bytes(filepath, obj)
 
     def put_text(self, obj: str, filepath: str | Path, encoding: str = "utf-8") -> None:
-        _write_atomic(filepath, obj.encode(encoding), "wb")
-
-
-def _write_atomic(path: str | Path, data: bytes, mode: str) -> None:
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{osp.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, mode) as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+        atomic_write_text(filepath, obj, encoding)
 
 
 def _numpy_globals() -> list[Any]:

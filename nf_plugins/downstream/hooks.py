@@ -10,6 +10,8 @@ import torch.distributed as dist
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
+from ..atomic import atomic_write_text
+
 
 @HOOKS.register_module()
 class NonFiniteLossHook(Hook):
@@ -57,10 +59,7 @@ class GlobalLossCurveHook(Hook):
         if runner.rank != 0:
             return
         path = self.out_file if os.path.isabs(self.out_file) else os.path.join(runner.work_dir, self.out_file)
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump({"loss": self.losses}, f)
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps({"loss": self.losses}))
 
 
 __all__ = ["GlobalLossCurveHook", "NonFiniteLossHook"]

@@ -16,6 +16,7 @@ import torch.distributed as dist
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 
+from ..atomic import atomic_write_text
 from .hooks import NonFiniteLossHook
 
 
@@ -100,11 +101,7 @@ def enable_amp(cfg: Config) -> None:
 
 def write_json_atomic(path: str, obj: Any) -> None:
     """Write ``obj`` as JSON through a temp file + ``os.replace`` (never a half-written file)."""
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True))
 
 
 def set_data_root(cfg: Config, data_root: str) -> int:

@@ -19,6 +19,7 @@ from PIL import Image
 from scipy.io import loadmat
 from tqdm import tqdm
 
+from ..atomic import atomic_output, atomic_write_text
 from .image_files import decoded_array, decoded_size
 
 VOC_NUM_CLASSES = 21
@@ -80,9 +81,8 @@ def save_palette_png(mask: np.ndarray, path: str) -> None:
     """Save a label mask as a VOC palette PNG, atomically."""
     img = Image.fromarray(mask, mode="P")
     img.putpalette(voc_palette())
-    tmp = f"{path}.tmp{os.getpid()}.png"
-    img.save(tmp)
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        img.save(tmp, format="PNG")
 
 
 def _read_ids(path: str) -> list[str]:
@@ -93,10 +93,7 @@ def _read_ids(path: str) -> list[str]:
 
 
 def _write_ids(path: str, ids: Iterable[str]) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.writelines(i + "\n" for i in ids)
-    os.replace(tmp, path)
+    atomic_write_text(path, "".join(i + "\n" for i in ids))
 
 
 def _check_pair(voc_root: str, img_id: str, seg_dir: str) -> None:

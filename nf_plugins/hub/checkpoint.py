@@ -6,12 +6,12 @@ A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so i
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
+
+from ..atomic import atomic_output
 
 CHECKPOINT_FORMAT = "nf_plugins.train_checkpoint/1"
 _REQUIRED_KEYS = ("format", "model_name", "model_kwargs", "model", "step")
@@ -20,18 +20,8 @@ _REQUIRED_KEYS = ("format", "model_name", "model_kwargs", "model", "step")
 def save_training_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     """Write ``state`` to ``path`` atomically (temp file in the same folder, then ``os.replace``)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {"format": CHECKPOINT_FORMAT, **state}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp:
+        torch.save({"format": CHECKPOINT_FORMAT, **state}, tmp)
     return path
 
 

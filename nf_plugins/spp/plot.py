@@ -6,10 +6,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..atomic import atomic_output
 from .stats import BlockStats, SppResult
 
 PANELS = (
@@ -20,21 +20,9 @@ PANELS = (
 
 
 def _atomic_write(path: str | os.PathLike, write) -> Path:
-    path = Path(path)
-    if path.parent and not path.parent.exists():
-        raise FileNotFoundError(f"output directory {path.parent} does not exist; create it first")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the result a normal file's mode
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_output(path, make_dirs=False) as tmp:
+        write(str(tmp))
+    return Path(path)
 
 
 def plot_spp(
