@@ -13,6 +13,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 from tqdm import tqdm
 
+from ..atomic import atomic_write_text
 from ..layers import ScaledStdConv2d
 from .memory import train_step_peak
 from .models import build
@@ -419,7 +420,4 @@ def write_report(report: dict, json_path: str | None, md_path: str | None) -> No
     """Write the JSON and markdown atomically."""
     for path, text in ((json_path, json.dumps(report, indent=2)), (md_path, to_markdown(report))):
         if path:
-            tmp = f"{path}.tmp{os.getpid()}"
-            with open(tmp, "w") as f:
-                f.write(text + "\n")
-            os.replace(tmp, path)
+            atomic_write_text(path, text + "\n")

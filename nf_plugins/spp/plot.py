@@ -71,11 +71,8 @@ def plot_spp(
 def write_json(results: Sequence[SppResult], out: str | os.PathLike) -> Path:
     """Save the statistics: a list with one ``{"model", "blocks": [...]}`` object per model."""
 
-    def write(tmp: str) -> None:
-        with open(tmp, "w") as f:
-            json.dump([r.to_dict() for r in results], f, indent=1)
-
-    return _atomic_write(out, write)
+    text = json.dumps([r.to_dict() for r in results], indent=1)
+    return _atomic_write(out, lambda tmp: Path(tmp).write_text(text))
 
 
 def read_json(path: str | os.PathLike) -> list[SppResult]:
