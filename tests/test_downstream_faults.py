@@ -338,3 +338,24 @@ def test_tools_add_the_safety_nets_to_any_config():
     )
     add_safety_defaults(cfg)
     assert cfg.default_hooks.checkpoint.backend_args == petrel and len(cfg.custom_hooks) == 1
+
+
+def test_misspelt_registry_type_names_the_closest_registered_types(tmp_path, monkeypatch):
+    """mmengine says only "NFBackbon is not in the mmseg::model registry"; the tools add the right name."""
+    from mmseg.registry import TRANSFORMS
+
+    from nf_plugins.downstream.runner_utils import registry_hints
+
+    cfg = small_run_config(SEG_CONFIG, str(tmp_path / "no_data_needed"), str(tmp_path / "work"))
+    cfg.model.backbone.type = "NFBackbon"
+    cfg_path = tmp_path / "typo.py"
+    cfg.dump(str(cfg_path))
+    with pytest.raises(
+        KeyError, match=r"type='NFBackbon' is not a registered model .*did you mean 'NFBackbone'"
+    ):
+        _train(str(cfg_path), monkeypatch)
+    init_default_scope("mmseg")
+    with pytest.raises(KeyError, match=r"type='RandomFlipp' .* did you mean 'RandomFlip'"), registry_hints():
+        TRANSFORMS.build(dict(type="RandomFlipp"))
+    with pytest.raises(KeyError, match=r"^'unrelated'$"), registry_hints():  # other KeyErrors pass through
+        raise KeyError("unrelated")

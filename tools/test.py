@@ -14,6 +14,7 @@ from nf_plugins.downstream.runner_utils import (
     build_runner,
     load_config,
     parse_runner_args,
+    registry_hints,
     set_data_root,
     write_json_atomic,
 )
@@ -47,8 +48,9 @@ def main() -> None:
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
-    runner = build_runner(cfg)
-    metrics = runner.test()
+    with registry_hints():  # a misspelt `type=` names the closest registered types
+        runner = build_runner(cfg)
+        metrics = runner.test()
     if get_rank() == 0:
         metrics = {k: float(v) for k, v in metrics.items()}
         for path in filter(None, [osp.join(cfg.work_dir, "test_metrics.json"), args.out]):

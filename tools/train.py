@@ -13,6 +13,7 @@ from nf_plugins.downstream.runner_utils import (
     enable_amp,
     load_config,
     parse_runner_args,
+    registry_hints,
     set_data_root,
 )
 
@@ -38,8 +39,9 @@ def main() -> None:
     if args.auto_scale_lr:
         cfg.auto_scale_lr = dict(cfg.get("auto_scale_lr", {}), enable=True)
     cfg.resume = args.resume
-    runner = build_runner(cfg)
-    runner.train()
+    with registry_hints():  # a misspelt `type=` names the closest registered types
+        runner = build_runner(cfg)
+        runner.train()
     exit_if_distributed()
 
 

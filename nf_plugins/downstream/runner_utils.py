@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
+import importlib
 import json
 import logging
 import os
 import os.path as osp
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -162,6 +165,44 @@ def add_safety_defaults(cfg: Config) -> None:
     custom = list(cfg.get("custom_hooks") or [])
     if not any(h.get("type") in ("NonFiniteLossHook", NonFiniteLossHook) for h in custom):
         cfg.custom_hooks = [*custom, dict(type="NonFiniteLossHook")]
+
+
+_NOT_IN_REGISTRY = re.compile(r"^(?P<type>[\w.]+) is not in the (?P<scope>\w+)::(?P<registry>\w+) registry")
+
+
+def registered_names(scope: str, registry_name: str) -> list[str]:
+    """Every type name a ``scope::registry_name`` build can resolve (the scope's registry and its parents)."""
+    from mmengine import registry as root
+
+    modules = [root] if scope == "mmengine" else [importlib.import_module(f"{scope}.registry"), root]
+    for module in modules:
+        for reg in vars(module).values():
+            if isinstance(reg, root.Registry) and reg.name == registry_name:
+                names: set[str] = set()
+                while reg is not None:
+                    reg.import_from_location()
+                    names |= set(reg.module_dict)
+                    reg = reg.parent
+                return sorted(names)
+    return []
+
+
+@contextlib.contextmanager
+def registry_hints() -> Iterator[None]:
+    """Turn mmengine's "X is not in the mmseg::model registry" into one that names the closest types."""
+    try:
+        yield
+    except KeyError as e:
+        match = _NOT_IN_REGISTRY.match(str(e.args[0]) if e.args else "")
+        if match is None:
+            raise
+        names = registered_names(match["scope"], match["registry"])
+        close = difflib.get_close_matches(match["type"].split(".")[-1], names, n=3, cutoff=0.6)
+        hint = f"did you mean {', '.join(map(repr, close))}?" if close else f"registered: {', '.join(names)}"
+        raise KeyError(
+            f"config type={match['type']!r} is not a registered {match['registry']} "
+            f"({match['scope']}::{match['registry']} registry); {hint}"
+        ) from e
 
 
 def latest_checkpoint(work_dir: str) -> str | None:
