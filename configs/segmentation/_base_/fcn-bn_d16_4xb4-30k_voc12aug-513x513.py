@@ -2,22 +2,6 @@
 # in the head (mmseg's FCNHead) and BatchNorm synchronised across GPUs (4 images per GPU).
 _base_ = "./fcn_d16_4xb4-30k_voc12aug-513x513.py"
 norm_cfg = dict(type="SyncBN", requires_grad=True)
-model = dict(
-    decode_head=dict(
-        _delete_=True,
-        type="FCNHead",
-        in_channels=2048,
-        in_index=0,
-        channels=256,
-        num_convs=2,
-        kernel_size=3,
-        dilation=6,
-        concat_input=False,
-        dropout_ratio=0.0,
-        num_classes=21,
-        norm_cfg=norm_cfg,
-        align_corners=False,
-        loss_decode=dict(type="CrossEntropyLoss", use_sigmoid=False, loss_weight=1.0),
-    )
-)
+# Only the head type changes: every other head setting is inherited from the NF base.
+model = dict(decode_head=dict(type="FCNHead", norm_cfg=norm_cfg))
 sync_bn = "torch"
