@@ -34,17 +34,18 @@ import numpy as np
 from tqdm import tqdm
 
 
-def _load_image_files():
-    """nf_plugins/downstream/image_files.py loaded by path: importing it as ``nf_plugins.downstream...``
-    would first import torch, timm and mmseg (8.5 s vs 0.6 s start-up); the module itself needs only PIL."""
-    path = Path(__file__).resolve().parents[1] / "nf_plugins" / "downstream" / "image_files.py"
-    spec = importlib.util.spec_from_file_location("nf_plugins_image_files", path)
+def _load_light_module(name: str):
+    """``nf_plugins/<name>.py`` loaded by path: importing it as ``nf_plugins....`` would first import torch,
+    timm and mmseg (8.5 s vs 0.6 s start-up); the modules used here need only PIL and the stdlib."""
+    path = Path(__file__).resolve().parents[1] / "nf_plugins" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"nf_plugins_{name.replace('/', '_')}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-decoded_size = _load_image_files().decoded_size
+decoded_size = _load_light_module("downstream/image_files").decoded_size
+atomic_write_bytes = _load_light_module("atomic").atomic_write_bytes
 
 SPLITS = ("train", "test")
 OFFICIAL_COUNTS = {"train": 795, "test": 654}
@@ -52,17 +53,6 @@ OFFICIAL_COUNTS = {"train": 795, "test": 654}
 
 class NYUFormatError(ValueError):
     """Input that does not match the official NYU files or mmseg's NYU layout."""
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _encode(ext: str, array: np.ndarray, params: list[int] | None = None) -> bytes:
@@ -160,8 +150,10 @@ def convert_labeled_mat(mat_path: Path, splits_path: Path, out_dir: Path, jpeg_q
                     jpg = _encode(
                         ".jpg", rgb[..., ::-1].astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
                     )
-                    _atomic_write(out_dir / "images" / split / f"{name}.jpg", jpg)
-                    _atomic_write(out_dir / "annotations" / split / f"{name}.png", _encode(".png", depth_mm))
+                    atomic_write_bytes(out_dir / "images" / split / f"{name}.jpg", jpg)
+                    atomic_write_bytes(
+                        out_dir / "annotations" / split / f"{name}.png", _encode(".png", depth_mm)
+                    )
                     bar.update()
     return {split: int(idx.size) for split, idx in splits.items()}
 
