@@ -19,12 +19,6 @@ PANELS = (
 )
 
 
-def _atomic_write(path: str | os.PathLike, write) -> Path:
-    with atomic_output(path, make_dirs=False) as tmp:
-        write(str(tmp))
-    return Path(path)
-
-
 def plot_spp(
     results: Sequence[SppResult],
     out: str | os.PathLike,
@@ -63,7 +57,9 @@ def plot_spp(
     fig.tight_layout()
     fmt = Path(out).suffix.lstrip(".") or "png"
     try:
-        return _atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=dpi, format=fmt))
+        with atomic_output(out, make_dirs=False) as tmp:
+            fig.savefig(tmp, dpi=dpi, format=fmt)
+        return Path(out)
     finally:
         plt.close(fig)
 
@@ -72,7 +68,9 @@ def write_json(results: Sequence[SppResult], out: str | os.PathLike) -> Path:
     """Save the statistics: a list with one ``{"model", "blocks": [...]}`` object per model."""
 
     text = json.dumps([r.to_dict() for r in results], indent=1)
-    return _atomic_write(out, lambda tmp: Path(tmp).write_text(text))
+    with atomic_output(out, make_dirs=False) as tmp:
+        tmp.write_text(text)
+    return Path(out)
 
 
 def read_json(path: str | os.PathLike) -> list[SppResult]:
