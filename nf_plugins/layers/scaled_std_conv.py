@@ -12,6 +12,37 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def scaled_ws_weight(
+    weight: torch.Tensor, gain: torch.Tensor, scale: float, eps: float, out_scale: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``gain * scale * (W - mean) / sqrt(var + eps)`` per output filter (``scale``: input scale / sqrt(N)).
+
+    With ``eps = eps_paper / N`` this is the paper's ``gain * (W - mean) / sqrt(N var + eps_paper)``, written
+    as a batch norm over each filter's fan-in with affine weight ``gain * scale``: it runs as one fused
+    kernel forward and backward, and autograd keeps only W and per-filter statistics (timm's
+    ScaledStdConv2d uses the same kernel). Statistics are at least float32.
+    """
+    dtype = torch.promote_types(weight.dtype, torch.float32)
+    affine = gain.to(dtype) * scale
+    if out_scale is not None:
+        affine = affine * out_scale.to(dtype)
+    # Per-filter statistics do not depend on the order of a filter's elements, so a channels_last
+    # weight is standardized in its own (O, kh, kw, I) layout and comes back channels_last: the conv
+    # then needs no weight reorder, forward or backward.
+    channels_last = not weight.is_contiguous() and weight.is_contiguous(memory_format=torch.channels_last)
+    w = weight.permute(0, 2, 3, 1) if channels_last else weight
+    out = F.batch_norm(
+        w.to(dtype).reshape(1, w.shape[0], -1), None, None, weight=affine,
+        training=True, momentum=0.0, eps=eps,
+    ).reshape(w.shape).to(weight.dtype)  # fmt: skip
+    return out.permute(0, 3, 1, 2) if channels_last else out
+
+
+# FX tracing (timm's feature_cls="fx", torchvision's feature extraction, quantization) records the
+# standardization as one call instead of tracing its layout test, which a Proxy cannot answer.
+torch.fx.wrap("scaled_ws_weight")
+
+
 class ScaledStdConv2d(nn.Conv2d):
     """Conv2d whose weight is re-standardized (Scaled WS) in every training forward.
 
@@ -52,32 +83,15 @@ class ScaledStdConv2d(nn.Conv2d):
         self._cache: torch.Tensor | None = None
 
     def standardized_weight(self, out_scale: torch.Tensor | None = None) -> torch.Tensor:
-        """The Scaled WS weight, differentiable w.r.t. ``weight`` and ``gain`` (and ``out_scale``).
-
-        ``gain * s * (W - mean) / sqrt(N var + eps)`` equals a batch norm over each filter's fan-in with
-        ``eps / N`` and affine weight ``gain * s / sqrt(N)``: written that way it runs as one fused kernel
-        forward and backward, and autograd keeps only W and per-filter statistics (timm's ScaledStdConv2d
-        uses the same kernel). Statistics are at least float32.
-        """
-        dtype = torch.promote_types(self.weight.dtype, torch.float32)
-        affine = self.gain.to(dtype) * (self.input_scale * self.fan_in**-0.5)
-        if out_scale is not None:
-            affine = affine * out_scale.to(dtype)
-        # Per-filter statistics do not depend on the order of a filter's elements, so a channels_last
-        # weight is standardized in its own (O, kh, kw, I) layout and comes back channels_last: the conv
-        # then needs no weight reorder, forward or backward.
-        channels_last = not self.weight.is_contiguous() and self.weight.is_contiguous(
-            memory_format=torch.channels_last
+        """The Scaled WS weight, differentiable w.r.t. ``weight`` and ``gain`` (and ``out_scale``)."""
+        return scaled_ws_weight(
+            self.weight, self.gain, self.input_scale * self.fan_in**-0.5, self.eps / self.fan_in, out_scale
         )
-        w = self.weight.permute(0, 2, 3, 1) if channels_last else self.weight
-        out = F.batch_norm(
-            w.to(dtype).reshape(1, self.out_channels, -1), None, None, weight=affine,
-            training=True, momentum=0.0, eps=self.eps / self.fan_in,
-        ).reshape(w.shape).to(self.weight.dtype)  # fmt: skip
-        return out.permute(0, 3, 1, 2) if channels_last else out
 
     @torch.jit.unused
     def _cached_weight(self) -> torch.Tensor:
+        if torch.fx._symbolic_trace.is_fx_symbolic_tracing():  # traced under no_grad: no cache in a graph
+            return self.standardized_weight()
         w, g = self.weight, self.gain
         key = (w._version, g._version, w.data_ptr(), g.data_ptr(), w.dtype, w.device)
         if self._cache is None or key != self._cache_key:

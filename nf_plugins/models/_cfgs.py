@@ -9,16 +9,30 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models._pretrained import DefaultCfg, PretrainedCfg
 
 from ._factory import OUR_TAG, capture_timm_original
+from .normfree import NfCfg
 
 
-def paper_cfg(train_px: int, test_px: int, **kwargs: Any) -> dict[str, Any]:
+def final_feature_size(model_cfg: NfCfg, px: int) -> int:
+    """Side of the final feature map for a ``px`` x ``px`` input (timm's ``pool_size``).
+
+    Each stride-s step (stem conv, the ResNet stem's max-pool, each stage's first block) pads so that an
+    odd size rounds up: ceil(px / s), e.g. 240 px -> 120, 60, 30, 15, 8 on an NF-RegNet, not 240 // 32 = 7.
+    """
+    stem_strides = (2, 2) if model_cfg.stem_type == "7x7_pool" else (2,)
+    for stride in (*stem_strides, *model_cfg.stage_strides):
+        px = -(-px // stride)
+    return px
+
+
+def paper_cfg(model_cfg: NfCfg, train_px: int, test_px: int, **kwargs: Any) -> dict[str, Any]:
     """Our cfg: the paper's train/test resolutions; eval crop pads 32 px as DeepMind's reference does."""
+    pool = final_feature_size(model_cfg, train_px)
     return dict(
         url="",
         num_classes=1000,
         input_size=(3, train_px, train_px),
         test_input_size=(3, test_px, test_px),
-        pool_size=(train_px // 32, train_px // 32),
+        pool_size=(pool, pool),
         test_crop_pct=test_px / (test_px + 32),
         crop_pct=train_px / (train_px + 32),
         interpolation="bicubic",

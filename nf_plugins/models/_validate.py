@@ -1,5 +1,11 @@
 """Checks at a model's entrance, so bad input fails with a message that says what was expected
-instead of a RuntimeError from deep inside a convolution."""
+instead of a RuntimeError from deep inside a convolution.
+
+``check_model_input`` is the one call a model's forward makes. ``normfree`` registers it with
+``torch.fx.wrap``: FX tracing (timm's ``features_only=True, feature_cls="fx"``, torchvision's
+``create_feature_extractor``, quantization) records it as one graph node instead of running it on a
+Proxy, so the traced graph still checks real tensors when it runs.
+"""
 
 from __future__ import annotations
 
@@ -65,3 +71,15 @@ def check_input_dtype(x: torch.Tensor, param_dtype: torch.dtype) -> None:
             f"convert the input with x.to({param_dtype}), the model with model.to({x.dtype}), "
             "or run under torch.autocast for mixed precision"
         )
+
+
+def check_model_input(x: torch.Tensor, in_chans: int, param_dtype: torch.dtype) -> torch.Tensor:
+    """``check_image_batch`` and, outside TorchScript, ``check_input_dtype``: a model's entrance check.
+
+    Returns ``x``, so that the check sits on the data path of a traced graph, where dead-code elimination
+    (torchvision's feature extraction runs it) cannot drop it.
+    """
+    check_image_batch(x, in_chans)
+    if not torch.jit.is_scripting():
+        check_input_dtype(x, param_dtype)
+    return x

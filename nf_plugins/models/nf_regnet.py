@@ -66,7 +66,7 @@ def _regnet_cfg(v: RegNetVariant) -> NfCfg:
 model_cfgs: dict[str, NfCfg] = {name: _regnet_cfg(v) for name, v in VARIANTS.items()}
 
 default_cfgs = default_cfgs_with_timm_weights(
-    {name: paper_cfg(v.train_px, v.test_px) for name, v in VARIANTS.items()}
+    {name: paper_cfg(model_cfgs[name], v.train_px, v.test_px) for name, v in VARIANTS.items()}
 )
 
 

@@ -35,7 +35,9 @@ model_cfgs: dict[str, NfCfg] = {
     "nf_resnet288": _resnet_cfg((24, 24, 24, 24)),
 }
 
-default_cfgs = default_cfgs_with_timm_weights({name: paper_cfg(224, 224) for name in model_cfgs})
+default_cfgs = default_cfgs_with_timm_weights(
+    {name: paper_cfg(cfg, 224, 224) for name, cfg in model_cfgs.items()}
+)
 
 
 def _create(variant: str, pretrained: bool, **kwargs: Any) -> NormFreeNet:
