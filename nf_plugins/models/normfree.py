@@ -10,8 +10,8 @@ resets to 1 after each transition block, whose shortcut convolves the activated,
 The variant tables live in ``nf_resnet.py`` and ``nf_regnet.py``.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: FX copies the root forward's annotation into the traced
+# graph, and a string "torch.Tensor" becomes a name (``_torch_Tensor_``) that TorchScript cannot resolve.
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -29,7 +29,11 @@ from ..layers import (
     drop_path_keep_mask,
     he_init_conv2d,
 )
-from ._validate import check_image_batch, check_input_dtype
+from ._validate import check_model_input
+
+# FX tracing records the entrance check as one call (run on real tensors when the graph runs) instead of
+# tracing into it, where ``isinstance(x, Tensor)`` fails on a Proxy; timm marks its own helpers this way.
+torch.fx.wrap("check_model_input")
 
 
 @dataclass(frozen=True)
@@ -354,9 +358,7 @@ class NormFreeNet(nn.Module):
         """
         if output_fmt != "NCHW":
             raise ValueError(f"output_fmt must be 'NCHW', got {output_fmt!r}")
-        check_image_batch(x, self.in_chans)
-        if not torch.jit.is_scripting():
-            check_input_dtype(x, self.stem.conv.weight.dtype)
+        x = check_model_input(x, self.in_chans, self.stem.conv.weight.dtype)
         take_indices, max_index = feature_take_indices(len(self.stages) + 1, indices)
         intermediates: list[torch.Tensor] = []
         x = self.stem.conv(x)
@@ -389,9 +391,7 @@ class NormFreeNet(nn.Module):
         return take_indices
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        check_image_batch(x, self.in_chans)
-        if not torch.jit.is_scripting():
-            check_input_dtype(x, self.stem.conv.weight.dtype)
+        x = check_model_input(x, self.in_chans, self.stem.conv.weight.dtype)
         x = self.stem(x)
         if self.grad_checkpointing and not torch.jit.is_scripting():
             x = checkpoint_seq(self.stages, x)
