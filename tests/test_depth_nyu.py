@@ -183,6 +183,94 @@ def test_prepare_nyu_accepts_mmseg_zip_layout(tmp_path):
     assert (tmp_path / "nyu/annotations/test/bedroom_0003_00003.png").is_file()  # mmseg's own naming
 
 
+# ---------------------------------------------------------------- training sets in the config
+def test_paper_config_trains_on_dense_frames_and_tests_on_labeled_ground_truth():
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(CONFIG)
+    train, test = cfg.train_dataloader.dataset, cfg.test_dataloader.dataset
+    assert (train.data_root, train.train_set) == ("data/nyu", "dense")
+    assert train.data_prefix == dict(img_path="images/train", depth_map_path="annotations/train")
+    assert test.data_root == "data/nyu_labeled" and "train_set" not in test  # the 654 with filled-in depth
+    assert cfg.val_dataloader.dataset.data_root == "data/nyu_labeled"
+    # Laina's evaluateNYU.m: input downsampled by 2 and centre-cropped to 304x228, as in training; the
+    # ground truth is loaded after resize and crop, so it stays the full 640x480 frame; no Eigen crop.
+    steps = [t["type"] for t in cfg.test_pipeline]
+    assert steps == [
+        "LoadImageFromFile",
+        "Resize",
+        "DepthCenterCrop",
+        "LoadCheckedDepthAnnotation",
+        "PackSegInputs",
+    ]
+    assert cfg.test_pipeline[1]["scale"] == (320, 240) and cfg.test_pipeline[2]["crop_size"] == (304, 228)
+    for ev in (cfg.val_evaluator, cfg.test_evaluator):
+        assert ev.type == "NYUDepthMetric" and ev.get("crop_type") is None
+        assert (ev.min_depth_eval, ev.max_depth_eval) == (1e-3, 10.0)
+
+
+def _build_train_set(data_root, **overrides):
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import DATASETS
+
+    init_default_scope("mmseg")
+    cfg = Config.fromfile(CONFIG)
+    cfg.merge_from_dict({"train_dataloader.dataset.data_root": str(data_root), **overrides})
+    return DATASETS.build(cfg.train_dataloader.dataset)
+
+
+def test_dense_training_set_from_mmseg_zip(tmp_path, monkeypatch):
+    """mmseg's nyu.zip (BTS-style lists of raw-sequence frames) -> prepare_nyu -> the default train set."""
+    from nf_plugins.downstream import seg_datasets
+
+    _mmseg_zip(tmp_path / "nyu.zip")
+    assert prepare_nyu.main([str(tmp_path / "nyu.zip"), "-o", str(tmp_path / "nyu")]) == 0
+    with pytest.raises(
+        ValueError,
+        match=r"(?s)images/train' has 2 images, but train_set='dense'.*\n  python tools/prepare_nyu\.py nyu\.zip "
+        r"-o data/nyu\n.*train_set=labeled795",
+    ):
+        _build_train_set(tmp_path / "nyu")  # 2 frames are not the dense set
+    monkeypatch.setitem(seg_datasets.NYU_TRAIN_SETS, "dense", (2, None))
+    ds = _build_train_set(tmp_path / "nyu")
+    assert [Path(d["img_path"]).name for d in map(ds.get_data_info, range(len(ds)))] == [
+        "bedroom_0001_00001.jpg",
+        "bedroom_0002_00002.jpg",
+    ]
+    sample = ds[0]  # through the shipped train pipeline: 2x downsample, 304x228 crop
+    assert sample["inputs"].shape == (3, 228, 304)
+    assert sample["data_samples"].gt_depth_map.data.shape == (1, 228, 304)
+    missing = tmp_path / "absent"
+    with pytest.raises(
+        FileNotFoundError, match=r"absent.*\n  python tools/prepare_nyu\.py nyu\.zip -o data/nyu"
+    ):
+        _build_train_set(missing)
+
+
+def test_labeled_795_switch(nyu_sources, tmp_path, monkeypatch):
+    """train_dataloader.dataset.train_set=labeled795 (+ its data_root): the 795 labeled images."""
+    from nf_plugins.downstream import seg_datasets
+
+    raw, _ = nyu_sources
+    data = tmp_path / "nyu_labeled"
+    prepare_nyu.convert_labeled_mat(raw / "nyu_depth_v2_labeled.mat", raw / "splits.mat", data)
+    switch = {"train_dataloader.dataset.train_set": "labeled795"}
+    with pytest.raises(
+        ValueError, match=r"has 4 images, but train_set='labeled795' expects the 795 .*splits\.mat"
+    ):
+        _build_train_set(data, **switch)
+    with pytest.raises(ValueError, match=r"has 4 images, but train_set='dense'"):  # the default refuses it
+        _build_train_set(data)
+    monkeypatch.setitem(seg_datasets.NYU_TRAIN_SETS, "labeled795", (4, 4))
+    ds = _build_train_set(data, **switch)
+    assert [Path(d["img_path"]).name for d in map(ds.get_data_info, range(len(ds)))] == [
+        f"nyu_{i:04d}.jpg" for i in (1, 3, 4, 6)
+    ]
+    with pytest.raises(ValueError, match=r"train_set='all': choose one of \['dense', 'labeled795'\] or None"):
+        _build_train_set(data, **{"train_dataloader.dataset.train_set": "all"})
+
+
 def test_prepare_nyu_rejects_8bit_depth_pngs(tmp_path):
     _mmseg_zip(tmp_path / "nyu8.zip", depth_dtype=np.uint8)
     res = _run(ROOT / "tools/prepare_nyu.py", tmp_path / "nyu8.zip", "-o", tmp_path / "nyu")
@@ -191,21 +279,17 @@ def test_prepare_nyu_rejects_8bit_depth_pngs(tmp_path):
 
 
 # ---------------------------------------------------------------- end to end
-def _numpy_depth_metrics(gt: np.ndarray, pred: np.ndarray) -> dict:
-    """Per-image NYU metrics as in Eigen et al. / Laina et al., written out independently in numpy."""
-    valid = (gt > 1e-3) & (gt < 10.0)
-    crop = np.zeros_like(valid)
-    crop[45:471, 41:601] = True  # the standard NYU evaluation crop (Eigen et al.)
-    g, p = gt[valid & crop].astype(np.float64), pred[valid & crop].astype(np.float64)
+def _numpy_sums(gt: np.ndarray, pred: np.ndarray) -> dict:
+    """Per-image sums of the NYU errors over valid pixels, written out independently in numpy."""
+    valid = (gt > 1e-3) & (gt < 10.0)  # Laina: whole frame, no Eigen crop
+    g, p = gt[valid].astype(np.float64), pred[valid].astype(np.float64)
     ratio = np.maximum(g / p, p / g)
     return {
-        "d1": np.mean(ratio < 1.25),
-        "d2": np.mean(ratio < 1.25**2),
-        "d3": np.mean(ratio < 1.25**3),
-        "abs_rel": np.mean(np.abs(p - g) / g),
-        "rmse": np.sqrt(np.mean((p - g) ** 2)),
-        "log10": np.mean(np.abs(np.log10(p) - np.log10(g))),
-        "rmse_log": np.sqrt(np.mean((np.log(p) - np.log(g)) ** 2)),
+        "n": g.size,
+        "d1": np.sum(ratio < 1.25),
+        "abs_rel": np.sum(np.abs(p - g) / g),
+        "sq": np.sum((p - g) ** 2),
+        "log10": np.sum(np.abs(np.log10(p) - np.log10(g))),
     }
 
 
@@ -225,6 +309,7 @@ def test_nyu_mat_to_trained_model_to_metrics(nyu_sources, tmp_path):
         "model.backbone.model_name=nf_regnet_b0", "model.decode_head.in_channels=960",
         "model.decode_head.channels=32", "optim_wrapper.optimizer.lr=0.01",
         "model.backbone.checkpoint_path=None",  # random weights: no ImageNet checkpoint offline
+        "train_dataloader.dataset.train_set=None",  # 4 labeled images: skip the dense-set size check
         "train_cfg.max_iters=2", "train_cfg.val_begin=1000",  # no in-training val: tools/test.py below
         "param_scheduler.0.T_max=2", "param_scheduler.0.end=2", "default_hooks.checkpoint.interval=2",
         "default_hooks.logger.interval=1",
@@ -236,29 +321,45 @@ def test_nyu_mat_to_trained_model_to_metrics(nyu_sources, tmp_path):
     assert ckpt.is_file()
     log = "".join(p.read_text() for p in work.glob("*/*.log"))
     assert "loss_berhu" in log
-    # tools/test.py with mmseg's DepthMetric, plus mmengine's DumpResults to get the same predictions back.
+    # tools/test.py with the shipped evaluator, plus mmengine's DumpResults to get the same predictions back.
     dump = tmp_path / "preds.pkl"
     derived = tmp_path / "test_cfg.py"
     derived.write_text(
         f"_base_ = {str(CONFIG)!r}\n"
-        "test_evaluator = [dict(type='DepthMetric', min_depth_eval=0.001, max_depth_eval=10.0, "
-        f"crop_type='nyu_crop'), dict(type='DumpResults', out_file_path={str(dump)!r})]\n"
+        "test_evaluator = [dict(type='NYUDepthMetric', min_depth_eval=0.001, max_depth_eval=10.0), "
+        f"dict(type='DumpResults', out_file_path={str(dump)!r})]\n"
     )
     res = _run(
         ROOT / "tools/test.py", derived, ckpt, "--work-dir", tmp_path / "test_work", "--cfg-options", *small
     )
     assert res.returncode == 0, res.stderr[-3000:]
     metrics = json.loads((tmp_path / "test_work/test_metrics.json").read_text())["metrics"]
-    seven = ("d1", "d2", "d3", "rmse", "abs_rel", "log10", "rmse_log")
-    assert set(seven) <= set(metrics) and all(np.isfinite(metrics[k]) for k in seven)
+    nine = ("d1", "d2", "d3", "abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "silog")
+    assert set(metrics) == set(nine) | {f"per_image/{k}" for k in nine}
+    assert all(np.isfinite(v) for v in metrics.values())
+    assert "rmse=" in res.stdout and "per_image/rmse=" in res.stdout  # printed as well as recorded
     samples = pickle.loads(dump.read_bytes())
     assert sorted(Path(s["img_path"]).name for s in samples) == ["nyu_0002.jpg", "nyu_0005.jpg"]
-    per_image = []
+    sums = []
     for s in samples:
         pred = s["pred_depth_map"]["data"].numpy().squeeze()
         gt_png = Path(s["img_path"].replace("images", "annotations")).with_suffix(".png")
         gt = cv2.imread(str(gt_png), cv2.IMREAD_UNCHANGED).astype(np.float64) / 1000.0  # mm -> m
-        assert pred.shape == gt.shape == (H, W)
-        per_image.append(_numpy_depth_metrics(gt, pred))
-    for k in seven:
-        assert metrics[k] == pytest.approx(np.mean([m[k] for m in per_image]), rel=1e-4, abs=1e-6), k
+        assert pred.shape == gt.shape == (H, W)  # the 304x228 crop's prediction covers the full frame
+        sums.append(_numpy_sums(gt, pred))
+    n = sum(x["n"] for x in sums)
+    pooled = {
+        "d1": sum(x["d1"] for x in sums) / n,
+        "abs_rel": sum(x["abs_rel"] for x in sums) / n,
+        "rmse": np.sqrt(sum(x["sq"] for x in sums) / n),
+        "log10": sum(x["log10"] for x in sums) / n,
+    }
+    per_image = {
+        "d1": np.mean([x["d1"] / x["n"] for x in sums]),
+        "abs_rel": np.mean([x["abs_rel"] / x["n"] for x in sums]),
+        "rmse": np.mean([np.sqrt(x["sq"] / x["n"]) for x in sums]),
+        "log10": np.mean([x["log10"] / x["n"] for x in sums]),
+    }
+    for k in pooled:
+        assert metrics[k] == pytest.approx(pooled[k], rel=1e-4, abs=1e-6), k
+        assert metrics[f"per_image/{k}"] == pytest.approx(per_image[k], rel=1e-4, abs=1e-6), k

@@ -164,7 +164,7 @@ def test_config_follows_paper_schedule_and_augmentation():
     pmd = steps["PhotoMetricDistortion"]
     assert pmd["brightness_delta"] == round(0.1255 * 255) and pmd["saturation_range"] == (0.5, 1.5)
     assert pmd["hue_delta"] == round(0.2 * 180) and pmd["contrast_range"] == (1.0, 1.0)
-    assert cfg.val_evaluator.type == "DepthMetric"
+    assert cfg.val_evaluator.type == "NYUDepthMetric"  # pooled headline + mmseg per-image
 
 
 # ---------------------------------------------------------------- transforms

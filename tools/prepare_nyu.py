@@ -1,16 +1,18 @@
 """Convert NYU Depth v2 into mmseg's NYU layout (``images/{train,test}/*.jpg``, ``annotations/...png``).
 
-Two sources:
+The paper configs need both sources (README "NYUv2 depth"):
 
-* the official labeled set: ``nyu_depth_v2_labeled.mat`` (MATLAB v7.3 = HDF5, read with h5py) plus the
-  official ``splits.mat`` (``trainNdxs``/``testNdxs``, 1-based, 795/654 images)::
-
-      python tools/prepare_nyu.py nyu_depth_v2_labeled.mat --splits splits.mat -o data/nyu
-
-* mmseg's own NYU zip (``nyu/nyu_{train,test}.txt`` + files), handed to mmseg's converter
-  (``mmseg/.mim/tools/dataset_converters/nyu.py``) unchanged::
+* mmseg's own NYU zip: frames sampled from the raw training sequences (BTS's list, ~24k, raw depth with
+  holes) in ``nyu/nyu_{train,test}.txt`` + files, handed to mmseg's converter
+  (``mmseg/.mim/tools/dataset_converters/nyu.py``) unchanged. The configs train on its ``train`` part::
 
       python tools/prepare_nyu.py nyu.zip -o data/nyu
+
+* the official labeled set: ``nyu_depth_v2_labeled.mat`` (MATLAB v7.3 = HDF5, read with h5py) plus the
+  official ``splits.mat`` (``trainNdxs``/``testNdxs``, 1-based, 795/654 images), with the filled-in
+  ``depths`` that Laina et al. score against. The configs test on its ``test`` part::
+
+      python tools/prepare_nyu.py nyu_depth_v2_labeled.mat --splits splits.mat -o data/nyu_labeled
 
 Either way the result is checked (every image decodes in full and has a 16-bit depth PNG of the same
 size: a truncated JPEG/PNG is an error naming the file, not a grey patch in training); ``--check DIR``
@@ -217,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         "source", type=Path, nargs="?", help="nyu_depth_v2_labeled.mat, or mmseg's nyu.zip / folder"
     )
     p.add_argument("--splits", type=Path, help="official splits.mat (required with a .mat source)")
-    p.add_argument("-o", "--out-dir", type=Path, default=Path("data/nyu"))
+    p.add_argument("-o", "--out-dir", type=Path, help="default: data/nyu_labeled for a .mat, else data/nyu")
     p.add_argument("--check", type=Path, metavar="DIR", help="only check an existing mmseg NYU layout")
     args = p.parse_args(argv)
     try:
@@ -230,11 +232,11 @@ def main(argv: list[str] | None = None) -> int:
         elif args.source.suffix == ".mat":
             if args.splits is None:
                 p.error("a .mat source needs --splits splits.mat (the official NYU train/test split)")
-            convert_labeled_mat(args.source, args.splits, args.out_dir)
-            root = args.out_dir
+            root = args.out_dir or Path("data/nyu_labeled")
+            convert_labeled_mat(args.source, args.splits, root)
         else:
-            convert_mmseg_zip(args.source, args.out_dir)
-            root = args.out_dir
+            root = args.out_dir or Path("data/nyu")
+            convert_mmseg_zip(args.source, root)
         counts = check_layout(root)
     except (NYUFormatError, FileExistsError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)

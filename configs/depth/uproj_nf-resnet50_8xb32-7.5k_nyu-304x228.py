@@ -1,6 +1,9 @@
 # NYUv2 depth, paper appendix H.2 / Table 7: NF-ResNet-50 final-stage features -> Laina et al.
 # up-projection decoder, berHu loss; 7,500 iters at batch 256 (8 GPUs x 32), SGD Nesterov lr 0.16, cosine.
-# Data: `python tools/prepare_nyu.py nyu_depth_v2_labeled.mat --splits splits.mat -o data/nyu`.
+# Data (README "NYUv2 depth"): training frames from the raw sequences (mmseg's NYU zip),
+#   python tools/prepare_nyu.py nyu.zip -o data/nyu
+# test set: the labeled file's 654 test images with their filled-in depth (Laina's ground truth),
+#   python tools/prepare_nyu.py nyu_depth_v2_labeled.mat --splits splits.mat -o data/nyu_labeled
 # Only the deltas to mmseg's own NYU dataset config and runtime are stated here.
 _base_ = ["mmseg::_base_/datasets/nyu.py", "mmseg::_base_/default_runtime.py"]
 custom_imports = dict(imports=["nf_plugins.downstream"], allow_failed_imports=False)
@@ -55,28 +58,49 @@ train_pipeline = [
     ),
     dict(type="PackSegInputs", meta_keys=meta_keys),
 ]
-# Evaluation: the downsampled full image in, the prediction resized back to 640x480 and scored against the
-# full-resolution ground truth inside the standard NYU crop (mmseg's DepthMetric, inherited).
+# Evaluation as Laina et al.'s evaluateNYU.m: the image downsampled by 2 and centre-cropped to 304x228 (as in
+# training), the prediction resized bilinearly to the full 640x480 frame (mmseg's DepthEstimator resizes to
+# ori_shape) and scored against the full-resolution ground truth (loaded after the resize and crop).
 test_pipeline = [
     dict(type="LoadImageFromFile"),
     dict(type="Resize", scale=(320, 240), keep_ratio=False),
+    dict(type="DepthCenterCrop", crop_size=crop_size[::-1]),
     dict(type="LoadCheckedDepthAnnotation", depth_rescale_factor=1e-3),
     dict(type="PackSegInputs", meta_keys=meta_keys),
 ]
 # CheckedNYUDataset: mmseg's NYUDataset + errors naming the prepare command for missing/empty folders.
+# train_set="dense" refuses a training folder of fewer than 10,000 frames. The 795 labeled images instead:
+#   --cfg-options train_dataloader.dataset.train_set=labeled795 \
+#                 train_dataloader.dataset.data_root=data/nyu_labeled
 train_dataloader = dict(
-    batch_size=32, num_workers=8, dataset=dict(type="CheckedNYUDataset", pipeline=train_pipeline)
+    batch_size=32,
+    num_workers=8,
+    dataset=dict(
+        type="CheckedNYUDataset",
+        data_root="data/nyu",
+        data_prefix=dict(img_path="images/train", depth_map_path="annotations/train"),
+        train_set="dense",
+        pipeline=train_pipeline,
+    ),
 )
 val_dataloader = dict(
-    batch_size=1, num_workers=4, dataset=dict(type="CheckedNYUDataset", pipeline=test_pipeline)
+    batch_size=1,
+    num_workers=4,
+    dataset=dict(type="CheckedNYUDataset", data_root="data/nyu_labeled", pipeline=test_pipeline),
 )
 test_dataloader = val_dataloader
+# Headline: every metric pooled over all valid pixels of the test set (Laina et al., the paper's "percentage
+# of pixels"); mmseg's per-image means beside them as per_image/<name>. No Eigen crop (Laina uses none);
+# valid = 1 mm < depth < 10 m (all pixels of the filled-in labeled depth; the holes of raw depth maps).
+val_evaluator = dict(_delete_=True, type="NYUDepthMetric", min_depth_eval=1e-3, max_depth_eval=10.0)
+test_evaluator = val_evaluator
 
 max_iters = 7500
 optim_wrapper = dict(
     type="OptimWrapper",
     optimizer=dict(type="SGD", lr=0.16, momentum=0.9, nesterov=True, weight_decay=5e-5),
-    paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0),
+    # no decay on Scaled WS gains, SkipInit gains (both match "gain"), biases and norms (paper appendix B.1)
+    paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0, custom_keys={"gain": dict(decay_mult=0.0)}),
 )
 param_scheduler = [
     dict(type="CosineAnnealingLR", T_max=max_iters, eta_min=0.0, by_epoch=False, begin=0, end=max_iters)

@@ -4,7 +4,7 @@ into mmseg/mmengine registries (configs load it with ``custom_imports``).
 ``import nf_plugins`` never imports this module, so timm users need no mmcv/mmseg.
 """
 
-from . import depth_head, depth_loss, depth_transforms  # noqa: F401, I001  (NYUv2 depth registrations)
+from . import depth_head, depth_loss, depth_metric, depth_transforms  # noqa: F401, I001  (NYUv2 depth)
 from . import checkpoint_io, hooks, seg_datasets, seg_head, seg_transforms
 from .backbone import NFBackbone, dilate_last_stage
 from .hooks import GlobalLossCurveHook, NonFiniteLossHook

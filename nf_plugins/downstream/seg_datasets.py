@@ -11,7 +11,13 @@ from mmseg.registry import DATASETS
 PREPARE_CMD = (
     "python tools/prepare_voc.py --voc-tar VOCtrainval_11-May-2012.tar --sbd-tar benchmark.tgz --out data"
 )
-PREPARE_NYU_CMD = "python tools/prepare_nyu.py nyu_depth_v2_labeled.mat --splits splits.mat -o data/nyu"
+PREPARE_NYU_CMD = (
+    "python tools/prepare_nyu.py nyu_depth_v2_labeled.mat --splits splits.mat -o data/nyu_labeled"
+)
+PREPARE_NYU_DENSE_CMD = "python tools/prepare_nyu.py nyu.zip -o data/nyu"
+# NYU training sets by size: "dense" = frames sampled from the raw training sequences (Laina et al. ~12k,
+# BTS/mmseg's nyu.zip ~24k, DenseDepth ~50k); "labeled795" = the official labeled training split.
+NYU_TRAIN_SETS = {"dense": (10_000, None), "labeled795": (795, 795)}
 
 
 class _CheckedDatasetMixin:
@@ -63,12 +69,45 @@ class CheckedPascalVOCDataset(_CheckedDatasetMixin, PascalVOCDataset):
 
 @DATASETS.register_module()
 class CheckedNYUDataset(_CheckedDatasetMixin, NYUDataset):
-    """mmseg's ``NYUDataset`` with clear errors for a missing data root or folder, or an empty split."""
+    """mmseg's ``NYUDataset`` with clear errors for a missing data root or folder, or an empty split.
+
+    ``train_set`` ("dense" or "labeled795", see ``NYU_TRAIN_SETS``) also checks that a training folder
+    holds that set: 7,500 steps at batch 256 are ~2,400 epochs of the 795 labeled images, so training the
+    paper's recipe on them by mistake must fail, not quietly overfit.
+    """
 
     dataset_name = "NYUv2"
     prepare_cmd = PREPARE_NYU_CMD
 
-    def __init__(self, data_root: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, data_root: str | None = None, train_set: str | None = None, **kwargs: Any) -> None:
+        if train_set is not None and train_set not in NYU_TRAIN_SETS:
+            raise ValueError(f"train_set={train_set!r}: choose one of {sorted(NYU_TRAIN_SETS)} or None")
+        self.train_set = train_set
+        if train_set == "dense":
+            self.prepare_cmd = PREPARE_NYU_DENSE_CMD
         prefix = kwargs.get("data_prefix") or dict(img_path="images", depth_map_path="annotations")
         self._check_paths(data_root, kwargs.get("ann_file", ""), prefix)
         super().__init__(data_root=data_root, **kwargs)
+
+    def load_data_list(self) -> list[dict]:
+        data_list = super().load_data_list()
+        if self.train_set is None:
+            return data_list
+        low, high = NYU_TRAIN_SETS[self.train_set]
+        n = len(data_list)
+        if n >= low and (high is None or n <= high):
+            return data_list
+        where = self.data_prefix.get("img_path")
+        if self.train_set == "dense":
+            raise ValueError(
+                f"NYUv2 training folder {where!r} has {n} images, but train_set='dense' (the paper configs' "
+                f"default) expects the frames sampled from the raw training sequences (at least {low:,}; "
+                f"mmseg's nyu.zip has ~24k). Prepare them with\n  {PREPARE_NYU_DENSE_CMD}\nor train on the "
+                "795 labeled images with\n  --cfg-options train_dataloader.dataset.train_set=labeled795 "
+                "train_dataloader.dataset.data_root=data/nyu_labeled"
+            )
+        raise ValueError(
+            f"NYUv2 training folder {where!r} has {n} images, but train_set='labeled795' expects the "
+            f"{low} images of the official split (splits.mat trainNdxs). Prepare them with\n"
+            f"  {PREPARE_NYU_CMD}"
+        )
