@@ -31,10 +31,11 @@ def plot_spp(
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     if not results:
         raise ValueError("nothing to plot: results is empty")
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
     for r in results:
         x = [b.index for b in r.blocks]
         ends = [i for i, b in enumerate(r.blocks) if b.stage_end]
@@ -51,10 +52,14 @@ def plot_spp(
             ax.set_yscale("log", nonpositive="mask")  # exact zeros (e.g. FixUp's branch) are hidden
         else:
             ax.set_ylim(bottom=0)
-    axes[0].legend(loc="best", fontsize=9)
+    # One legend below the panels, so that no curve is hidden behind it (depth-600 curves fill the axes).
+    handles, labels = axes[0].get_legend_handles_labels()
+    handles.append(Line2D([], [], marker="o", color="black", linestyle="", markersize=4))
+    labels.append("end of a stage")
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=10, frameon=False)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fmt = Path(out).suffix.lstrip(".") or "png"
     try:
         with atomic_output(out, make_dirs=False) as tmp:

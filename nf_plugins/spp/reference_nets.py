@@ -222,7 +222,8 @@ def nf_resnet(
 
     ``gamma`` overrides the activation gain on the residual branches (the paper's figure 8 uses
     sqrt(2)); ``se_gain`` adds squeeze-excite (ratio 1/4 of the bottleneck, 1/16 of the block width)
-    with that output gain (2 is the NF correction, 1 the unmodified SE of figure 9).
+    with that output gain (2 is the NF correction, 1 the unmodified SE of figure 9). ``conv_type="he_init"``
+    with ``act="identity"`` is figure 7's linear NF net: plain Gaussian weights of gain 1 (section 4.1).
     """
     n = blocks_per_stage(depth)
     cfg = plain_nf_cfg(
@@ -234,6 +235,12 @@ def nf_resnet(
         se_ratio=0.25 if se_gain is not None else None,
     )
     model = NormFreeNet(cfg, num_classes=0)
+    if conv_type == "he_init" and act == "identity":
+        # He et al.'s fan_in * Var(W) * E[x^2] = 1 with unrectified inputs: Gaussian weights of gain 1
+        # (section 4.1's linearized net; he_init convs carry the ReLU gain 2).
+        for conv in model.modules():
+            if isinstance(conv, nn.Conv2d):
+                nn.init.kaiming_normal_(conv.weight, mode="fan_in", nonlinearity="linear")
     if not pool:
         model.stem.pool = nn.Identity()
     for block in model.modules():
@@ -261,7 +268,7 @@ REFERENCE_NETS: dict[str, Callable[[int], nn.Module]] = {
     "NF, SE x2": lambda d: nf_resnet(d, alpha=0.2, se_gain=2.0),
     "NF, unmodified SE": lambda d: nf_resnet(d, alpha=0.2, se_gain=1.0),
     "Linear, BN": lambda d: preact_resnet(d, "bn_act", act="identity", pool=False),
-    "Linear, NF": lambda d: nf_resnet(d, alpha=1.0, act="identity", pool=False),
+    "Linear, NF": lambda d: nf_resnet(d, alpha=1.0, conv_type="he_init", act="identity", pool=False),
     "FixUp": fixup_resnet,
     "ResNet-V1 (post-activation)": resnet_v1,
 }
