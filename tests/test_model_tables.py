@@ -1,9 +1,14 @@
 """Architecture against the paper: Table 3 params/MACs, ResNet layer shapes against timm's ResNetV2."""
 
+from pathlib import Path
+
 import pytest
 import timm
 import torch
 from torch.utils.flop_counter import FlopCounterMode
+
+import nf_plugins
+from nf_plugins.models.complexity import format_table, model_row
 
 # Paper Table 3 (params in M, "FLOPs" = multiply-adds in B at the test resolution of appendix D).
 TABLE3 = {
@@ -75,3 +80,60 @@ def test_regnet_block_details_follow_appendix_c():
     assert isinstance(m.stages[1][0].downsample.pool, torch.nn.AvgPool2d)
     assert m.final_conv.out_channels == 960  # 1280 * 330 / 440
     assert m.get_classifier().weight.abs().sum() == 0  # zero-initialised classifier
+
+
+# ---- the README's model table ------------------------------------------------------------------------
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_model_table() -> dict[str, list[str]]:
+    """Rows of the table under README's "## Models" heading, keyed by model name (cells as text)."""
+    section = README.read_text().split("\n## Models", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| nf_")]
+    return {cells[0]: cells for cells in ([c.strip() for c in r.strip("|").split("|")] for r in rows)}
+
+
+def test_readme_table_is_what_make_demo_prints():
+    """``make demo`` prints ``format_table(model_row(...))``; the README must show the same lines.
+
+    Built on the meta device: parameter counts and the FLOP counter need shapes only, not weights.
+    """
+    with torch.device("meta"):
+        printed = format_table([model_row(name) for name in nf_plugins.PAPER_MODELS])
+    readme = readme_model_table()
+    assert list(readme) == list(nf_plugins.PAPER_MODELS)
+    printed_rows = [line for line in printed.splitlines() if line.startswith("| nf_")]
+    assert [[c.strip() for c in r.strip("|").split("|")] for r in printed_rows] == list(readme.values())
+
+
+@pytest.mark.parametrize("name", sorted(TABLE3))
+def test_readme_regnet_rows_match_the_paper(name):
+    params_m, macs_b, test_px = TABLE3[name]
+    row = readme_model_table()[name]
+    assert int(row[1]) == test_px
+    assert float(row[2]) == pytest.approx(params_m, rel=0.005)
+    assert float(row[5]) == pytest.approx(macs_b, rel=MAC_TOL.get(name, 0.01))
+
+
+@pytest.mark.parametrize("ours, timm_bn", [("nf_resnet50", "resnetv2_50"), ("nf_resnet101", "resnetv2_101")])
+def test_readme_resnet_rows_match_a_count_from_timm_resnetv2(ours, timm_bn):
+    """No paper numbers for NF-ResNets: count from timm's BN ResNetV2 (the same convolutions) instead.
+
+    Params: its conv weights, plus a gain and a bias per output channel of each Scaled WS conv, one
+    SkipInit gain per block, and the classifier; MACs: its FLOP count (BN is not counted by torch's
+    counter), at 224 px.
+    """
+    with torch.device("meta"):
+        ref = timm.create_model(timm_bn).eval()
+        fc = ref.get_classifier()  # a 1x1 conv in ResNetV2
+        convs = [m for m in ref.modules() if isinstance(m, torch.nn.Conv2d) and m is not fc]
+        blocks = sum(len(s.blocks) for s in ref.stages)
+        params = sum(c.weight.numel() + 2 * c.out_channels for c in convs) + blocks
+        params += fc.weight.numel() + fc.bias.numel()
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            ref(torch.empty(1, 3, 224, 224))
+    row = readme_model_table()[ours]
+    assert row[1] == "224"
+    assert row[2] == f"{params / 1e6:.2f}"
+    assert row[5] == f"{counter.get_total_flops() / 2 / 1e9:.3f}"
