@@ -36,6 +36,9 @@ def test_folded_suite_report_is_well_formed(tmp_path):
     for r in rows:
         assert r["value"] > 0 and r["peer_value"] > 0 and r["ratio"] > 0
         assert r["extra"]["max_abs_diff"] <= 1e-5  # folded and recomputed give the same outputs
+        assert (
+            r["extra"]["max_abs_logit"] > 0.1
+        )  # on live weights: zero logits would agree whatever folding did
     env = report["environment"]
     assert env["torch"] == __import__("torch").__version__ and env["timm"] == timm.__version__
     assert env["fp32_gemm_peak_gflops"] > 0
@@ -43,6 +46,23 @@ def test_folded_suite_report_is_well_formed(tmp_path):
     assert json.loads((tmp_path / "b.json").read_text()) == json.loads(json.dumps(report))
     md = (tmp_path / "b.md").read_text()
     assert md == to_markdown(report) + "\n" and md.count("| folded |") == 4
+
+
+def test_folded_check_reports_a_wrong_cached_weight(monkeypatch):
+    """The folded-vs-recomputed difference is a real check: a cache off by 1% shows in it.
+
+    Timing is stubbed out (this is about the difference, not the speed) to keep the test fast.
+    """
+    from nf_plugins.bench import runner
+    from nf_plugins.layers import ScaledStdConv2d
+
+    monkeypatch.setattr(runner, "gemm_peak_gflops", lambda device: 1.0)
+    monkeypatch.setattr(runner, "time_interleaved", lambda fns, *a, **k: dict.fromkeys(fns, 1.0))
+    original = ScaledStdConv2d._cached_weight
+    monkeypatch.setattr(ScaledStdConv2d, "_cached_weight", lambda self: original(self) * 1.01)
+    bench = runner.Benchmark(BenchConfig(reps=1, infer_batch=2))
+    bench.folded_vs_recomputed(["nf_regnet_b0"], 32)
+    assert min(r.extra["max_abs_diff"] for r in bench.rows) > 1e-3
 
 
 def test_memory_measurement_runs_in_a_child():

@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from ..atomic import atomic_write_text
 from ..layers import ScaledStdConv2d
+from ..models import NormFreeBlock
 from .memory import train_step_peak
 from .models import build
 from .timing import gemm_peak_gflops, synchronize, time_interleaved
@@ -79,7 +80,8 @@ def _infer(
     model: torch.nn.Module, batch: int, px: int, device: torch.device, dtype=None, channels_last=False
 ):
     model = model.to(device).eval()
-    x = torch.randn(batch, 3, px, px, device=device)
+    # The same batch for every model, so that paired runs (folded vs recomputed) can be compared.
+    x = torch.randn(batch, 3, px, px, generator=torch.Generator().manual_seed(0)).to(device)
     if channels_last:
         model, x = model.to(memory_format=torch.channels_last), x.to(memory_format=torch.channels_last)
 
@@ -94,6 +96,23 @@ def set_weight_cache(model: torch.nn.Module, enabled: bool) -> torch.nn.Module:
     for m in model.modules():
         if isinstance(m, ScaledStdConv2d):
             m.cache_weight = enabled
+    return model
+
+
+@torch.no_grad()
+def randomize_zero_init(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Random SkipInit gains (0.5-1.5) and classifier (std 0.1) in place.
+
+    A fresh NF model has both at 0: its logits are exactly 0 whatever its Scaled WS convs compute, so
+    comparing two fresh models could never show a difference.
+    """
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, NormFreeBlock):
+            m.skipinit_gain.copy_(torch.rand((), generator=g) + 0.5)
+    fc = model.get_classifier()
+    fc.weight.copy_(torch.randn(fc.weight.shape, generator=g) * 0.1)
+    fc.bias.copy_(torch.randn(fc.bias.shape, generator=g) * 0.1)
     return model
 
 
@@ -197,7 +216,7 @@ class Benchmark:
 
     def folded_vs_recomputed(self, names: list[str], px: int) -> None:
         for name in names:
-            folded = build(f"ours:{name}")
+            folded = randomize_zero_init(build(f"ours:{name}"))
             recomputed = set_weight_cache(build(f"ours:{name}"), False)
             recomputed.load_state_dict(folded.state_dict())
             for batch, unit in ((1, "ms"), (self.infer_batch, "img/s")):
@@ -205,7 +224,8 @@ class Benchmark:
                     _infer(folded, batch, px, self.device),
                     _infer(recomputed, batch, px, self.device),
                 )
-                diff = (f_run() - r_run()).abs().max().item()
+                logits = r_run()
+                diff = (f_run() - logits).abs().max().item()
                 sec = self._time({"folded": f_run, "recomputed": r_run}, iters=10 if batch == 1 else 1)
                 val = (lambda s: 1e3 * s) if unit == "ms" else (lambda s, b=batch: b / s)
                 self.rows.append(
@@ -217,7 +237,7 @@ class Benchmark:
                         unit,
                         val(sec["folded"]),
                         val(sec["recomputed"]),
-                        {"max_abs_diff": diff},
+                        {"max_abs_diff": diff, "max_abs_logit": logits.abs().max().item()},
                     )
                 )
 
