@@ -6,6 +6,7 @@ Models are small and inputs 64 px so the whole file stays a few seconds on 2 cor
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import math
 import os
@@ -259,13 +260,79 @@ def test_malicious_pickle_is_refused_by_every_loader(tmp_path):
 _TRUSTED_TORCH_LOADS: dict[str, int] = {}
 
 
+def unsafe_torch_loads(source: str) -> list[int]:
+    """Lines of ``torch.load`` calls without a literal ``weights_only=True``, found in the AST.
+
+    Every spelling counts (``torch.load``, ``import torch as t; t.load``, ``from torch import load [as f]``,
+    ``torch.serialization.load``); strings, docstrings and comments do not.
+    """
+    tree = ast.parse(source)
+    torch_names, serialization_names, load_names = {"torch"}, set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name == "torch" and alias.asname:
+                    torch_names.add(alias.asname)
+                elif alias.name == "torch.serialization" and alias.asname:
+                    serialization_names.add(alias.asname)
+        elif isinstance(node, ast.ImportFrom) and node.module in ("torch", "torch.serialization"):
+            for alias in node.names:
+                if alias.name == "load":
+                    load_names.add(alias.asname or "load")
+                elif alias.name == "serialization":
+                    serialization_names.add(alias.asname or "serialization")
+
+    def is_torch_load(func: ast.expr) -> bool:
+        if isinstance(func, ast.Name):
+            return func.id in load_names
+        if not (isinstance(func, ast.Attribute) and func.attr == "load"):
+            return False
+        owner = func.value
+        if isinstance(owner, ast.Name):
+            return owner.id in torch_names | serialization_names
+        return (
+            isinstance(owner, ast.Attribute)
+            and owner.attr == "serialization"
+            and isinstance(owner.value, ast.Name)
+            and owner.value.id in torch_names
+        )
+
+    def weights_only(call: ast.Call) -> bool:
+        return any(
+            k.arg == "weights_only" and isinstance(k.value, ast.Constant) and k.value.value is True
+            for k in call.keywords
+        )
+
+    return sorted(
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and is_torch_load(node.func) and not weights_only(node)
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "lines"),
+    [
+        ("import torch\ntorch.load(p, weights_only=True)\n", []),
+        ('"""torch.load(p, weights_only=True)"""\nimport torch\ntorch.load(p)\n', [3]),
+        ("from torch import load\nload(p)\n", [2]),
+        ("from torch import load as f\nf(p, weights_only=False)\n", [2]),
+        ("import torch as t\nt.load(\n    p,\n)\n", [2]),
+        ("import torch\ntorch.serialization.load(p)\n", [2]),
+        ("# torch.load(p)\nx = 'torch.load(p)'\n", []),
+    ],
+    ids=["safe", "docstring", "from_import", "alias_false", "module_alias", "serialization", "text"],
+)
+def test_torch_load_scan_sees_every_spelling(source, lines):
+    assert unsafe_torch_loads(source) == lines
+
+
 def test_every_torch_load_in_the_package_and_tools_is_weights_only():
     found = {}
     for path in [*ROOT.joinpath("nf_plugins").rglob("*.py"), *ROOT.joinpath("tools").rglob("*.py")]:
-        rel = path.relative_to(ROOT).as_posix()
-        for call in re.findall(r"torch\.load\((.*?)\)\n", path.read_text(), flags=re.S):
-            if "weights_only=True" not in call:
-                found[rel] = found.get(rel, 0) + 1
+        lines = unsafe_torch_loads(path.read_text())
+        if lines:
+            found[path.relative_to(ROOT).as_posix()] = len(lines)
     assert found == _TRUSTED_TORCH_LOADS
 
 
