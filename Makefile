@@ -1,7 +1,7 @@
 # Fresh machine: `make demo` and `make test` each set up .venv first (idempotent, seconds when done).
 PY := .venv/bin/python
 
-.PHONY: setup demo test lint
+.PHONY: setup demo test lint mutation
 setup:
 	bash tools/setup_env.sh
 
@@ -16,3 +16,11 @@ test: setup
 
 lint: setup
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .
+
+# Mutation testing of the paper's modules (issue 14, docs/mutation.md): minutes to an hour on 2 cores,
+# so not part of `make test` or CI. MUTATION_JOBS parallel mutants; results kept in mutants/. One
+# OpenMP thread: mutmut forks a process per mutant, and libgomp's thread pool deadlocks across fork.
+MUTATION_JOBS ?= 2
+mutation: setup
+	OMP_NUM_THREADS=1 .venv/bin/mutmut run --max-children $(MUTATION_JOBS)
+	$(PY) tools/mutation_report.py
