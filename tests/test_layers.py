@@ -97,24 +97,38 @@ def test_scaled_ws_preserves_variance_of_relu_activations():
 
 
 def test_scaled_ws_statistics_in_float32_under_bf16():
+    """A bf16 weight of mean 8, std 0.5 (bf16 holds it to 1/32, ~2% of its std) is standardized with
+    float32 statistics: within the bf16 rounding of the output of eq. 3 on the same (rounded) weights.
+    Statistics in bf16 (mean rounded to 1/32, 6% of the std) land ~7x further off, outside the tolerance.
+    """
     conv = ScaledStdConv2d(64, 32, 3)
     with torch.no_grad():
-        conv.weight.add_(100.0)  # a large mean makes low-precision statistics visibly wrong
-    ref = conv.standardized_weight()
+        conv.weight.copy_(8.0 + 0.5 * torch.randn_like(conv.weight))
+        conv.gain.uniform_(0.5, 1.5)
     conv_bf16 = ScaledStdConv2d(64, 32, 3).to(torch.bfloat16)
     conv_bf16.load_state_dict(conv.state_dict())
-    w16 = conv_bf16.standardized_weight()
+    w16 = conv_bf16.standardized_weight().detach()
     assert w16.dtype == torch.bfloat16
-    # The weight itself is rounded to bf16 (rel 2^-8 of ~100), the statistics are not.
-    ref16 = ScaledStdConv2d(64, 32, 3)
-    ref16.load_state_dict({k: v.to(torch.bfloat16).float() for k, v in conv.state_dict().items()})
-    torch.testing.assert_close(w16.float(), ref16.standardized_weight(), rtol=1e-2, atol=1e-2)
+    w_rounded, gain = conv_bf16.weight.detach().double(), conv_bf16.gain.detach().double()
+    expected = _eq3_numpy(w_rounded.numpy(), gain.numpy(), conv.eps)
+    tol = 2 * 2**-9 * np.abs(expected).max()  # twice bf16's rounding (8 mantissa bits) of the largest value
+    assert np.abs(w16.double().numpy() - expected).max() <= tol
+    # The same formula with bf16 statistics, to show that the tolerance separates the two.
+    flat = conv_bf16.weight.detach().flatten(1)
+    mean = flat.mean(1, keepdim=True)
+    naive = (
+        conv_bf16.gain.detach()[:, None]
+        * (flat - mean)
+        / (flat.shape[1] * (flat - mean).square().mean(1, keepdim=True) + conv.eps).sqrt()
+    )
+    assert np.abs(naive.double().numpy() - expected.reshape(32, -1)).max() > 3 * tol
+    # Under autocast the float32 weight's statistics stay float32; the conv itself runs in bf16.
     x = torch.randn(2, 64, 16, 16)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         y = conv(x)
-    torch.testing.assert_close(
-        y.float(), torch.nn.functional.conv2d(x, ref, conv.bias, padding=1), rtol=5e-2, atol=5e-2
-    )
+    w64 = _eq3_numpy(conv.weight.detach().double().numpy(), conv.gain.detach().double().numpy(), conv.eps)
+    y64 = torch.nn.functional.conv2d(x.double(), torch.from_numpy(w64), conv.bias.double(), padding=1)
+    assert (y.double() - y64).norm() / y64.norm() < 1e-2
 
 
 def test_eval_cache_is_reused_and_never_stale():
