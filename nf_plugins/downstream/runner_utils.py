@@ -18,6 +18,13 @@ import torch
 import torch.distributed as dist
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
+from mmengine.model import convert_sync_batchnorm as mmengine_convert_sync_batchnorm
+from mmengine.model import is_model_wrapper
+from mmengine.runner import Runner
+from timm.layers import BatchNormAct2d
+from timm.layers import convert_sync_batchnorm as timm_convert_sync_batchnorm
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..atomic import atomic_write_text
 from .hooks import NonFiniteLossHook
@@ -66,7 +73,7 @@ def check_runner_keys(cfg: Config, path: str) -> None:
 
 
 def setup_cpu_distributed(cfg: Config) -> None:
-    """Make ``--launcher pytorch`` work without GPUs: gloo, CPU DDP, no SyncBN.
+    """Make ``--launcher pytorch`` work without GPUs: gloo, CPU DDP, per-process BN instead of SyncBN.
 
     mmengine's pytorch launcher calls ``torch.cuda.set_device`` and wraps the model with
     ``device_ids=[LOCAL_RANK]``; both fail on CPU. With GPUs present nothing is changed.
@@ -83,11 +90,85 @@ def setup_cpu_distributed(cfg: Config) -> None:
     wrapper = dict(cfg.get("model_wrapper_cfg", None) or dict(type="MMDistributedDataParallel"))
     wrapper["device_ids"] = None
     cfg.model_wrapper_cfg = wrapper
-    if cfg.get("sync_bn", None):
+    heads = _per_process_bn(cfg.get("model"))
+    if cfg.get("sync_bn", None) or heads:
         print_log(
             "SyncBN needs GPUs: keeping per-process BatchNorm on CPU", logger="current", level=logging.WARNING
         )
         cfg.sync_bn = None
+
+
+def _per_process_bn(node: Any) -> int:
+    """Turn every ``SyncBN``/``MMSyncBN`` norm_cfg in a model config into ``BN`` (DDP refuses
+    SyncBatchNorm in CPU modules; mmengine reverts it only in non-distributed runs). Returns the count."""
+    count = 0
+    if isinstance(node, dict):
+        if node.get("type") in ("SyncBN", "MMSyncBN"):
+            node["type"] = "BN"
+            count += 1
+        for value in node.values():
+            count += _per_process_bn(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            count += _per_process_bn(value)
+    return count
+
+
+# cfg.sync_bn values: "timm" converts with timm's converter, which keeps the activation of timm's norm-act
+# layers (BatchNormAct2d -> SyncBatchNormAct); "torch"/"mmcv" are mmengine's own conversions.
+SYNC_BN_CHOICES = ("timm", "torch", "mmcv")
+
+
+def _bn_with_own_forward(model: nn.Module, allowed: tuple[type, ...] = ()) -> list[str]:
+    """Names of BatchNorm subclasses whose ``forward`` does more than batch norm (timm's BatchNormAct2d
+    applies its activation inside): a plain SyncBatchNorm in their place silently drops that."""
+    plain = (_BatchNorm.forward, nn.SyncBatchNorm.forward)
+    return [
+        name
+        for name, m in model.named_modules()
+        if isinstance(m, _BatchNorm) and type(m).forward not in plain and not isinstance(m, allowed)
+    ]
+
+
+def convert_sync_bn(model: nn.Module, sync_bn: str) -> nn.Module:
+    """The SyncBN conversion our runner applies to the model of a distributed run (``cfg.sync_bn``).
+
+    mmengine's own conversion ("torch"/"mmcv") replaces every ``_BatchNorm`` by a plain SyncBatchNorm,
+    which drops the activation timm keeps inside ``BatchNormAct2d`` (every ReLU of a ``resnetv2``), so
+    it is refused for such models. "timm" uses ``timm.layers.convert_sync_batchnorm``: norm-act layers
+    become ``SyncBatchNormAct`` (same activation), every other BatchNorm (mmseg's heads) torch's
+    SyncBatchNorm, parameters and running statistics shared with the original modules.
+    """
+    if sync_bn not in SYNC_BN_CHOICES:
+        raise ValueError(f"cfg.sync_bn must be one of {SYNC_BN_CHOICES} or None, got {sync_bn!r}")
+    lossy = _bn_with_own_forward(model, allowed=(BatchNormAct2d,) if sync_bn == "timm" else ())
+    if lossy:
+        raise ValueError(
+            f"cfg.sync_bn={sync_bn!r} would replace {len(lossy)} BatchNorm layers that do more than batch "
+            f"norm (e.g. {lossy[0]}: {type(model.get_submodule(lossy[0])).__name__}, whose activation would "
+            "be dropped) by a plain SyncBatchNorm; "
+            + ("set sync_bn='timm' (timm's converter keeps norm-act layers)" if sync_bn != "timm" else
+               "convert this model yourself")
+        )  # fmt: skip
+    if sync_bn == "timm":
+        return timm_convert_sync_batchnorm(model)
+    return mmengine_convert_sync_batchnorm(model, sync_bn)
+
+
+class NFRunner(Runner):
+    """mmengine's Runner whose distributed model wrapping converts BatchNorm with :func:`convert_sync_bn`
+    (``cfg.sync_bn="timm"`` for timm backbones); everything else is mmengine's."""
+
+    def wrap_model(self, model_wrapper_cfg: dict | None, model: nn.Module) -> nn.Module:
+        sync_bn = self.cfg.get("sync_bn", None)
+        if not self.distributed or sync_bn is None or is_model_wrapper(model):
+            return super().wrap_model(model_wrapper_cfg, model)
+        model = convert_sync_bn(model, sync_bn)
+        self.cfg.sync_bn = None  # converted above: mmengine's wrap_model must not convert again
+        try:
+            return super().wrap_model(model_wrapper_cfg, model)
+        finally:
+            self.cfg.sync_bn = sync_bn
 
 
 def enable_amp(cfg: Config) -> None:
@@ -236,15 +317,17 @@ def latest_checkpoint(work_dir: str) -> str | None:
 
 
 def build_runner(cfg: Config):
-    """mmengine's Runner for ``cfg``: CPU distributed set-up, atomic checkpoint writes, a stop on NaN/inf
-    loss, and checkpoint reads with ``torch.load(weights_only=True)``."""
-    from mmengine.runner import Runner
-
+    """mmengine's Runner for ``cfg`` (:class:`NFRunner`: SyncBN that keeps timm's norm-act layers): CPU
+    distributed set-up, atomic checkpoint writes, a stop on NaN/inf loss, and checkpoint reads with
+    ``torch.load(weights_only=True)``."""
     from .checkpoint_io import use_safe_checkpoint_loader
 
+    sync_bn = cfg.get("sync_bn", None)
+    if sync_bn is not None and sync_bn not in SYNC_BN_CHOICES:
+        raise ValueError(f"cfg.sync_bn must be one of {SYNC_BN_CHOICES} or None, got {sync_bn!r}")
     setup_cpu_distributed(cfg)
     add_safety_defaults(cfg)
     if cfg.get("resume") and not cfg.get("load_from"):
         cfg.load_from = latest_checkpoint(cfg.work_dir)  # mmengine resumes from load_from when it is set
     use_safe_checkpoint_loader()
-    return Runner.from_cfg(cfg)
+    return NFRunner.from_cfg(cfg)

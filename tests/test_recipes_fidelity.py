@@ -1,0 +1,221 @@
+"""The shipped recipes against the paper, where a slip only shows on a GPU cluster: which parameters
+each optimizer decays, the SyncBN conversion of the BN baselines, checkpoint selection, stochastic-depth
+rates, classifier init, the per-process berHu threshold (README "Fidelity" table)."""
+
+import copy
+import functools
+import glob
+import importlib.util
+import math
+import os.path as osp
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+from torch import nn
+
+pytest.importorskip("mmseg")
+from mmengine.config import Config  # noqa: E402
+from mmengine.logging import MMLogger  # noqa: E402
+from mmengine.registry import MODEL_WRAPPERS, init_default_scope  # noqa: E402
+from mmseg.registry import MODELS  # noqa: E402
+from torch.nn.modules.batchnorm import _BatchNorm  # noqa: E402
+
+import nf_plugins.downstream  # noqa: E402,F401
+from nf_plugins.downstream.runner_utils import NFRunner, convert_sync_bn  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SEG_DEPTH = sorted(glob.glob(str(ROOT / "configs/segmentation/fcn_*.py"))) + sorted(
+    glob.glob(str(ROOT / "configs/depth/uproj_*.py"))
+)
+IMAGENET = sorted(glob.glob(str(ROOT / "configs/imagenet/*.yaml")))
+BN_BASELINES = [p for p in SEG_DEPTH if "resnetv2" in osp.basename(p)]
+BN_FAST = [p for p in BN_BASELINES if "resnetv2-50" in p]
+
+_spec = importlib.util.spec_from_file_location("train_imagenet", ROOT / "tools" / "train_imagenet.py")
+train_imagenet = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(train_imagenet)
+
+
+def _id(path: str) -> str:
+    return osp.basename(path).split("_8xb32")[0].split("-d16")[0].removesuffix(".yaml")
+
+
+@functools.cache
+def _config(path: str) -> Config:
+    return Config.fromfile(path)
+
+
+def _cfg(path: str) -> Config:
+    """The shipped config (parsed once per session: mmseg's bases make each parse take ~1 s)."""
+    return copy.deepcopy(_config(path))
+
+
+def test_every_shipped_config_is_covered():
+    assert len(SEG_DEPTH) == 28 and len(IMAGENET) == 12 and len(BN_BASELINES) == 8
+
+
+# ---- SyncBN of the BN baselines ---------------------------------------------------------------------
+
+
+@MODEL_WRAPPERS.register_module(name="FidelityTestWrapper", force=True)
+class _Wrapper(nn.Module):
+    """Stands in for DDP after the runner's conversion: DDP refuses SyncBatchNorm in CPU modules."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+
+def _runner_wrap(model: nn.Module, sync_bn: str | None) -> nn.Module:
+    """``NFRunner.wrap_model`` as ``Runner.__init__`` calls it in a distributed run (conversion, then the
+    wrapper); the rest of the Runner, which needs data and a process group, is not built."""
+    runner = NFRunner.__new__(NFRunner)
+    runner._distributed = True
+    runner.cfg = Config(dict(sync_bn=sync_bn))
+    runner.logger = MMLogger.get_instance("test_recipes_fidelity")
+    wrapped = runner.wrap_model(dict(type="FidelityTestWrapper"), model)
+    assert runner.cfg.sync_bn == sync_bn  # the config the runner dumps is unchanged
+    return wrapped.module
+
+
+def _randomize_norms(model: nn.Module) -> None:
+    """Non-trivial BN statistics and affine parameters, so that a dropped ReLU changes the output."""
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, _BatchNorm):
+                n = m.num_features
+                m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(n, generator=g) * 0.1)
+
+
+def _act_calls(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, int]]:
+    """Eval-mode output and how often each activation module actually ran."""
+    calls: dict[str, int] = {}
+    hooks = [
+        m.register_forward_hook(lambda *_, n=n: calls.__setitem__(n, calls.get(n, 0) + 1))
+        for n, m in model.named_modules()
+        if isinstance(m, (nn.ReLU, nn.SiLU, nn.GELU))
+    ]
+    with torch.no_grad():
+        out = model._forward(x)
+    for h in hooks:
+        h.remove()
+    return out, calls
+
+
+def _bn_model(path: str, device: str = "cpu") -> nn.Module:
+    cfg = _cfg(path)
+    cfg.model.backbone.checkpoint_path = None
+    init_default_scope("mmseg")
+    with torch.device(device):
+        model = MODELS.build(cfg.model)
+    if device != "meta":
+        _randomize_norms(model)
+    return model.eval()
+
+
+def _check_conversion(reference: nn.Module, converted: nn.Module, sync_bn: str | None) -> list[str]:
+    norm_act = [n for n, m in reference.named_modules() if isinstance(m, timm.layers.BatchNormAct2d)]
+    assert norm_act  # timm's resnetv2: every pre-activation is a BatchNormAct2d
+    if sync_bn is not None:
+        for n, m in converted.named_modules():  # no BatchNorm is left unsynchronised
+            assert not isinstance(m, _BatchNorm) or isinstance(m, nn.SyncBatchNorm), n
+        for n in norm_act:
+            assert isinstance(converted.get_submodule(n), timm.layers.SyncBatchNormAct), n
+    return norm_act
+
+
+@pytest.mark.parametrize("path", BN_BASELINES, ids=_id)
+def test_runner_syncbn_keeps_every_activation_running(path, monkeypatch):
+    """Every BN baseline, on the meta device (structure and which activations run, no values)."""
+    monkeypatch.setattr("mmengine.runner.runner.get_device", lambda: "meta")  # wrap_model moves the model
+    sync_bn = _cfg(path).get("sync_bn", None)
+    model = _bn_model(path, "meta")
+    reference = copy.deepcopy(model)
+    converted = _runner_wrap(model, sync_bn).eval()
+    x = torch.empty(1, 3, 64, 64, device="meta")
+    _, want_calls = _act_calls(reference, x)
+    _, got_calls = _act_calls(converted, x)
+    norm_act = _check_conversion(reference, converted, sync_bn)
+    assert got_calls == want_calls and sum(want_calls.values()) >= len(norm_act)
+    if "segmentation" in path:
+        assert sync_bn == "timm"  # 4 images per GPU: BN statistics over all GPUs (appendix H batch 16)
+    else:
+        assert sync_bn is None  # depth: 32 images per GPU, per-GPU BN (docs/gpu_paths.md)
+
+
+@pytest.mark.parametrize(
+    "path", [p if p in BN_FAST else pytest.param(p, marks=pytest.mark.slow) for p in BN_BASELINES], ids=_id
+)
+def test_runner_syncbn_model_computes_the_same_in_eval(path):
+    """Values: with random BN statistics and affine parameters, the converted model's eval output equals
+    the unconverted one's (a dropped ReLU changes it by far more than the tolerance)."""
+    sync_bn = _cfg(path).get("sync_bn", None)
+    model = _bn_model(path)
+    reference = copy.deepcopy(model)
+    converted = _runner_wrap(model, sync_bn).eval()
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    want, want_calls = _act_calls(reference, x)
+    got, got_calls = _act_calls(converted, x)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    assert got_calls == want_calls and want.abs().max() > 0
+    _check_conversion(reference, converted, sync_bn)
+
+
+def test_mmengine_torch_syncbn_would_drop_the_relus_and_is_refused():
+    """The bug the "timm" value avoids: mmengine's "torch" conversion keeps the ReLU modules as children
+    of a plain SyncBatchNorm that never calls them. Our runner refuses it with a message naming the fix."""
+    from mmengine.model import convert_sync_batchnorm
+
+    path = next(p for p in BN_BASELINES if "fcn_resnetv2-50" in p)
+    model = _bn_model(path)
+    reference = copy.deepcopy(model)
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    want, want_calls = _act_calls(reference, x)
+    broken = convert_sync_batchnorm(copy.deepcopy(model), "torch").eval()
+    got, got_calls = _act_calls(broken, x)
+    assert sum(got_calls.values()) < sum(want_calls.values())  # the norm-act ReLUs never run
+    assert (got - want).abs().max() > 1e-2
+    with pytest.raises(ValueError, match=r"sync_bn='torch'.*BatchNormAct2d.*set sync_bn='timm'"):
+        _runner_wrap(model, "torch")
+    with pytest.raises(ValueError, match="must be one of"):
+        convert_sync_bn(model, "apex")
+
+
+# ---- CPU torchrun with a BN baseline ------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_torchrun_cpu_trains_the_bn_baseline(tmp_path):
+    """On CPU (gloo) there is no SyncBN: the runner set-up turns cfg.sync_bn and the head's SyncBN into
+    per-process BN (DDP refuses SyncBatchNorm in CPU modules) and two processes train the BN config."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from nf_plugins.downstream.synthetic_voc import make_synthetic_voc, small_run_config
+    from nf_plugins.downstream.voc import prepare_vocaug
+
+    make_synthetic_voc(str(tmp_path), n_train=4, n_val=2, n_sbd_extra=4, size=(64, 56))
+    voc = str(tmp_path / "VOCdevkit/VOC2012")
+    prepare_vocaug(voc, str(tmp_path / "benchmark_RELEASE"), expect_trainaug=8, expect_val=2)
+    path = next(p for p in BN_BASELINES if "fcn_resnetv2-50" in p)
+    cfg = small_run_config(path, voc, str(tmp_path / "work"), max_iters=2, batch_size=1)
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    cfg.custom_hooks = [dict(type="GlobalLossCurveHook", out_file="loss_curve.json")]
+    cfg.dump(str(tmp_path / "bn.py"))
+    env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    cmd += [str(ROOT / "tools/train.py"), str(tmp_path / "bn.py"), "--launcher", "pytorch"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert "SyncBN needs GPUs" in out and "GPU number: 2" in out
+    losses = json.loads((tmp_path / "work/loss_curve.json").read_text())["loss"]
+    assert len(losses) == 2 and all(math.isfinite(v) for v in losses)
