@@ -187,6 +187,20 @@ def test_mmengine_torch_syncbn_would_drop_the_relus_and_is_refused():
         convert_sync_bn(model, "apex")
 
 
+# ---- checkpoint selection ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", SEG_DEPTH, ids=_id)
+def test_no_checkpoint_is_selected_on_the_reported_split(path):
+    """The paper reports the final iteration. A config may select a checkpoint only on a split that is
+    not the one it reports (test_dataloader); the final iteration's checkpoint is always written."""
+    cfg = _cfg(path)
+    hook = cfg.default_hooks.checkpoint
+    if hook.get("save_best"):
+        assert cfg.val_dataloader.dataset != cfg.test_dataloader.dataset, "save_best on the test split"
+    assert hook.get("save_last", True) or cfg.train_cfg.max_iters % hook.interval == 0
+
+
 # ---- CPU torchrun with a BN baseline ------------------------------------------------------------------
 
 

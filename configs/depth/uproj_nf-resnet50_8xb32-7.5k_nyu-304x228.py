@@ -115,9 +115,7 @@ default_hooks = dict(
     checkpoint=dict(
         type="CheckpointHook",
         by_epoch=False,
-        interval=1500,
-        save_best="rmse",
-        rule="less",
+        interval=1500,  # no save_best: val is the test split; the paper reports the final iteration
         backend_args=dict(backend="atomic_local"),  # temp file + rename: never a truncated checkpoint
     ),  # fmt: skip
     sampler_seed=dict(type="DistSamplerSeedHook"),
