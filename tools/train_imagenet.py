@@ -95,6 +95,26 @@ def load_config(path: str | Path, overrides: list[str]) -> dict[str, Any]:
     return cfg
 
 
+def model_kwargs(cfg: dict[str, Any]) -> dict[str, Any]:
+    """``create_model`` arguments of a recipe (classes, dropout, stochastic depth)."""
+    return dict(
+        num_classes=cfg["num_classes"], drop_rate=cfg["drop_rate"], drop_path_rate=cfg["drop_path_rate"]
+    )
+
+
+def build_optimizer(model: torch.nn.Module, cfg: dict[str, Any]) -> torch.optim.Optimizer:
+    """timm's SGD (Nesterov) with 1-D parameters and ``model.no_weight_decay()`` (gains, biases, skip
+    gains) in a group without weight decay."""
+    return create_optimizer_v2(
+        model,
+        opt="sgd" if cfg["nesterov"] else "momentum",
+        lr=cfg["lr"],
+        momentum=cfg["momentum"],
+        weight_decay=cfg["weight_decay"],
+        filter_bias_and_bn=True,
+    )
+
+
 class PaperEma(ModelEmaV3):
     """timm's EMA with the paper's warm-up: at update i (0 for the first), decay = min(d, (1+i)/(10+i))."""
 
@@ -156,9 +176,7 @@ class Trainer:
             )
         seed_all(cfg["seed"] + self.rank)
 
-        self.model_kwargs = dict(
-            num_classes=cfg["num_classes"], drop_rate=cfg["drop_rate"], drop_path_rate=cfg["drop_path_rate"]
-        )
+        self.model_kwargs = model_kwargs(cfg)
         self.model = create_model(cfg["model"], **self.model_kwargs).to(self.device)
         self.ema = PaperEma(self.model, decay=cfg["ema_decay"]) if cfg["ema_decay"] else None
         self.ddp = (
@@ -166,16 +184,7 @@ class Trainer:
             if self.distributed
             else self.model
         )
-        # timm: SGD with Nesterov; 1-D params and model.no_weight_decay() (gains, biases, skip gains) in
-        # a group without weight decay.
-        self.optimizer = create_optimizer_v2(
-            self.model,
-            opt="sgd" if cfg["nesterov"] else "momentum",
-            lr=cfg["lr"],
-            momentum=cfg["momentum"],
-            weight_decay=cfg["weight_decay"],
-            filter_bias_and_bn=True,
-        )
+        self.optimizer = build_optimizer(self.model, cfg)
 
         pcfg = self.model.pretrained_cfg
         common = dict(
