@@ -5,6 +5,7 @@ Written to kill the mutants that test_depth_parts.py and the config tests leave 
 """
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ import torch.nn.functional as F
 
 pytest.importorskip("mmseg")
 
+from mmcv.cnn import ConvModule  # noqa: E402
 from mmengine.structures import PixelData  # noqa: E402
 from mmseg.structures import SegDataSample  # noqa: E402
 
@@ -56,15 +58,20 @@ def test_unpool2x_scatters_to_even_rows_and_columns():
     assert torch.equal(out, expected)
 
 
-def test_nf_up_projection_matches_the_written_out_block():
-    block = UpProjection(6, 4).double()
+@pytest.mark.parametrize("act", ["relu", "silu"])
+def test_nf_up_projection_matches_the_written_out_block(act):
+    block = UpProjection(6, 4, act_name=act).double()
     _randomize(block)
     x = torch.randn(2, 6, 3, 4, dtype=torch.float64)
     up = torch.zeros(2, 6, 6, 8, dtype=torch.float64)
     up[:, :, ::2, ::2] = 2.0 * x  # x2: the unpooled map keeps the input's mean square
     conv5, conv3 = block.branch[0][0], block.branch[1]
-    branch = _ws(conv3, G * F.relu(_ws(conv5, up)))
-    expected = G * F.relu((branch + _ws(block.projection, up)) / math.sqrt(2.0))
+
+    def nl(t):
+        return GAMMA_TABLE[act] * (F.relu(t) if act == "relu" else F.silu(t))
+
+    branch = _ws(conv3, nl(_ws(conv5, up)))
+    expected = nl((branch + _ws(block.projection, up)) / math.sqrt(2.0))
     torch.testing.assert_close(block(x), expected)
     assert conv5.kernel_size == (5, 5) and conv3.kernel_size == (3, 3)
     assert block.projection.kernel_size == (5, 5)
@@ -86,8 +93,12 @@ def test_bn_up_projection_is_laina_conv_bn_relu():
 
 
 def test_head_defaults_and_forward():
-    head = UpProjectionHead(in_channels=64).double().eval()
-    assert head.channels == 32 and len(head.up_blocks) == 4 and head.out_channels == 1
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        head = UpProjectionHead(in_channels=64).double().eval()
+    assert not [w for w in caught if "threshold" in str(w.message)]  # regression: no binary-seg threshold
+    assert head.channels == 32 and len(head.up_blocks) == 4 and head.out_channels == head.num_classes == 1
+    assert head.conv_seg.out_channels == 1 and head.conv_seg.kernel_size == (3, 3)
     assert head.min_depth == 1e-3 and head.max_depth == 10.0 and head.dropout is None
     assert isinstance(head.loss_decode, BerHuLoss) and head.up_blocks[0].normfree
     assert [b.projection.out_channels for b in head.up_blocks] == [16, 8, 4, 2]
@@ -96,7 +107,17 @@ def test_head_defaults_and_forward():
     x = torch.randn(1, 64, 2, 3, dtype=torch.float64)
     y = head.up_blocks(_ws(head.reduce, x))
     expected = F.conv2d(y, head.conv_seg.weight, head.conv_seg.bias, padding=1)
+    assert head([x]).shape == (1, 1, 32, 48)
     torch.testing.assert_close(head([x]), expected)
+    with pytest.raises(
+        TypeError, match=r"^UpProjectionHead takes the last stage only: in_channels must be int"
+    ):
+        UpProjectionHead(in_channels=[8, 16])
+    silu = UpProjectionHead(in_channels=16, channels=8, num_blocks=2, act_name="silu")
+    assert {b.act.act for b in silu.up_blocks} == {b.branch[0][1].act for b in silu.up_blocks} == {"silu"}
+    bn = UpProjectionHead(in_channels=16, channels=8, num_blocks=2, norm_cfg=dict(type="BN"))
+    assert isinstance(bn.reduce, ConvModule) and bn.reduce.with_norm and not bn.reduce.with_activation
+    assert not any(b.normfree for b in bn.up_blocks)
     small = UpProjectionHead(in_channels=16, channels=8, num_blocks=3)
     assert len(small.up_blocks) == 3 and small.channels == 8  # 8 >> 3 == 1: just possible
     with pytest.raises(ValueError, match=r"^UpProjectionHead: channels=8 cannot be halved 4 times$"):
@@ -118,6 +139,11 @@ def test_loss_resizes_to_the_target_and_sums_same_named_losses():
     gts = [torch.rand(1, 6, 8) * 5 + 0.5, torch.rand(1, 6, 8) * 5 + 0.5]
     pred = F.interpolate(logits, size=(6, 8), mode="bilinear", align_corners=False)
     losses = head.loss_by_feat(logits, _depth_samples(*gts))
+    corners = UpProjectionHead(in_channels=16, channels=8, num_blocks=2, align_corners=True)
+    pred_c = F.interpolate(logits, size=(6, 8), mode="bilinear", align_corners=True)
+    torch.testing.assert_close(
+        corners.loss_by_feat(logits, _depth_samples(*gts))["loss_berhu"], berhu_loss(pred_c, torch.stack(gts))
+    )
     assert list(losses) == ["loss_berhu"]
     torch.testing.assert_close(losses["loss_berhu"], berhu_loss(pred, torch.stack(gts)))
     twice = UpProjectionHead(
@@ -126,7 +152,11 @@ def test_loss_resizes_to_the_target_and_sums_same_named_losses():
     torch.testing.assert_close(
         twice.loss_by_feat(logits, _depth_samples(*gts))["loss_berhu"], 2 * berhu_loss(pred, torch.stack(gts))
     )
-    with pytest.raises(KeyError, match="needs `gt_depth_map` in the data samples"):
+    with pytest.raises(
+        KeyError,
+        match=r"^'UpProjectionHead\.loss needs `gt_depth_map` in the data samples: load it with "
+        r"LoadDepthAnnotation and pack it with PackSegInputs'$",
+    ):
         head.loss_by_feat(logits, [SegDataSample()])
     with pytest.raises(KeyError, match="gt_depth_map"):
         head.loss_by_feat(logits, [])

@@ -226,6 +226,12 @@ def test_feature_info_and_intermediate_selection():
         full, feats = model.forward_intermediates(x, indices=[0, 4])
         torch.testing.assert_close(full, ref_feats[4])
         torch.testing.assert_close(feats[0], ref_feats[0])
+        full, feats = model.forward_intermediates(x, indices=[1])  # no early stop: the whole network runs
+        torch.testing.assert_close(full, ref_feats[4])
+        torch.testing.assert_close(feats[0], ref_feats[1])
+        last_two = model.forward_intermediates(x, indices=2, intermediates_only=True)  # an int: the last n
+        for got, want in zip(last_two, ref_feats[3:], strict=True):
+            torch.testing.assert_close(got, want)
         pooled = model.forward_head(model.forward_features(x), pre_logits=True)
         torch.testing.assert_close(pooled, ref_feats[4].mean((2, 3)))
     with pytest.raises(ValueError, match=r"^output_fmt must be 'NCHW', got 'NHWC'$"):
@@ -266,6 +272,7 @@ def test_stochastic_depth_rates_and_per_sample_unscaled_drop():
         x = torch.randn(32, 40, 3, 3, dtype=torch.float64)
         with torch.no_grad():
             kept = block.eval()(x)
+        torch.testing.assert_close(block(x).detach(), kept)  # eval with gradients: no drop either
         for grad in (False, True):
             torch.manual_seed(3)
             with torch.set_grad_enabled(grad):
@@ -282,7 +289,9 @@ def test_constructor_errors_say_what_is_accepted():
         (
             dict(foo=1),
             TypeError,
-            r"^NormFreeNet got unexpected keyword arguments \['foo'\]; it accepts num_classes",
+            r"^NormFreeNet got unexpected keyword arguments \['foo'\]; it accepts num_classes, in_chans, "
+            r"global_pool, output_stride \(8, 16 or 32\), drop_rate, drop_path_rate "
+            r"\(and timm's features_only, out_indices, pretrained, pretrained_cfg\)$",
         ),
         (dict(output_stride=4), ValueError, r"^output_stride must be 8, 16 or 32, got 4$"),
         (dict(in_chans=0), ValueError, r"^in_chans must be a positive int, got 0$"),
@@ -299,6 +308,9 @@ def test_constructor_errors_say_what_is_accepted():
     assert NormFreeNet(NfCfg(**{**RES.__dict__, "drop_rate": 0.25})).drop_rate == 0.25
     assert NormFreeNet(NfCfg(**{**RES.__dict__, "drop_rate": 0.25}), drop_rate=0.1).head.drop.p == 0.1
     assert NormFreeNet(RES, global_pool="max").head.global_pool.pool_type == "max"
+    assert one.head.global_pool.pool_type == "avg" and one.grad_checkpointing is False
+    with pytest.raises(ValueError):  # a config whose per-stage tuples disagree is not silently cut
+        NormFreeNet(NfCfg(**{**RES.__dict__, "channels": (16,)}))
 
 
 def test_timm_interface_methods():
@@ -316,7 +328,7 @@ def test_timm_interface_methods():
     assert model.num_classes == 7 and fc.out_features == 7
     assert not fc.weight.any() and not fc.bias.any()  # zero-initialised classifier
     model.reset_classifier(0, "")
-    assert isinstance(model.get_classifier(), torch.nn.Identity)
+    assert isinstance(model.get_classifier(), torch.nn.Identity) and model.head.global_pool.pool_type == ""
 
 
 def test_gradient_checkpointing_recomputes_blocks():
@@ -337,3 +349,16 @@ def test_gradient_checkpointing_recomputes_blocks():
     assert repr(model.stages[0][1]).startswith(
         f"NormFreeBlock(\n  beta={math.sqrt(1 + 0.09):.4f}, alpha=0.3\n"
     )
+
+
+def test_structure_rules_outside_the_paper_configs():
+    # a stage whose width does not change still gets a projection when it strides, and only then
+    cfg = NfCfg(**{**RES.__dict__, "channels": (8, 8), "se_ratio": 0.05})
+    model = NormFreeNet(cfg)
+    assert model.stages[0][0].downsample is None and model.stages[1][0].downsample is not None
+    se = model.stages[0][0].se  # SE width int(2 * 0.05) = 0 -> at least 1; the network's activation
+    assert se.fc1.out_channels == 1 and se.act.act == "relu"
+    assert [i["reduction"] for i in model.feature_info] == [2, 4, 8]  # 7x7 stem + max-pool: stride 4
+    assert model(torch.randn(1, 3, 32, 32)).shape == (1, 1000)
+    assert model.prune_intermediate_layers() == [2]  # default: the last feature only, nothing pruned
+    assert len(model.stages) == 2 and model.head.global_pool.pool_type == ""
