@@ -283,6 +283,56 @@ def test_no_checkpoint_is_selected_on_the_reported_split(path):
     assert hook.get("save_last", True) or cfg.train_cfg.max_iters % hook.interval == 0
 
 
+# ---- model-level protocol choices -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "n_blocks"),
+    [("nf_resnet50", 16), ("nf_regnet_b0", 16), ("nf_resnet26", 8), ("nf_regnet_b5", 38)],
+)
+def test_stochastic_depth_rate_is_rate_times_index_over_block_count(name, n_blocks):
+    """DeepMind's reference (the authors' code, EfficientNet's rule): block i of n drops with
+    0.1 * i / n, so the first block never drops and the last drops with 0.1 * (n - 1) / n."""
+    with torch.device("meta"):
+        model = timm.create_model(name, drop_path_rate=0.1)
+    rates = [b.drop_path_rate for stage in model.stages for b in stage]
+    assert len(rates) == n_blocks
+    assert rates == pytest.approx([0.1 * i / n_blocks for i in range(n_blocks)], abs=1e-12)
+    assert rates[0] == 0.0 and rates[-1] == pytest.approx({16: 0.09375, 8: 0.0875, 38: 0.0973684}[n_blocks])
+
+
+def test_stochastic_depth_drops_the_last_block_at_its_rate():
+    """Behaviour, not the attribute: with the skip gain set, the last block's branch is zeroed for
+    a fraction of the samples that matches 0.1 * 7 / 8 (NF-ResNet-26, 8 blocks)."""
+    model = timm.create_model("nf_resnet26", drop_path_rate=0.1)
+    block = model.stages[-1][-1].train()  # not a transition block: its shortcut is the identity
+    with torch.no_grad():
+        block.skipinit_gain.fill_(1.0)
+        x = torch.randn(8000, block.conv1.in_channels, 1, 1)
+        y = block(x)
+    dropped = ((y - x).flatten(1).abs().amax(1) == 0).float().mean().item()  # branch zeroed: y == x
+    # binomial sd at n=8000: 0.0032; the i / (n - 1) rule's 0.1 lies 4 sd away
+    assert dropped == pytest.approx(0.0875, abs=0.0075)
+
+
+@pytest.mark.parametrize("name", ["nf_resnet26", "nf_regnet_b0"])
+def test_classifier_starts_at_zero(name):
+    """Appendix D ("Initialize this layer's weight with zeros!"), used for NF-ResNets too."""
+    model = timm.create_model(name, num_classes=10)
+    fc = model.get_classifier()
+    assert torch.count_nonzero(fc.weight) == 0 and torch.count_nonzero(fc.bias) == 0
+    model.reset_classifier(5)
+    assert torch.count_nonzero(model.get_classifier().weight) == 0
+
+
+def test_timm_output_stride_keeps_first_block_of_last_stage_undilated():
+    """timm's output_stride=16 is timm's convention, not the paper's: the first block of the dilated stage
+    keeps dilation 1 (NFBackbone dilates every 3x3 conv there; tests/test_segmentation_backbone.py)."""
+    model = timm.create_model("nf_resnet50", output_stride=16)
+    dilations = [b.conv2.dilation for b in model.stages[-1]]
+    assert dilations == [(1, 1), (2, 2), (2, 2)]
+
+
 # ---- CPU torchrun with a BN baseline ------------------------------------------------------------------
 
 

@@ -254,8 +254,11 @@ class NormFreeNet(nn.Module):
         self.stem = NfStem(cfg, in_chans)
         self.feature_info = [dict(num_chs=cfg.stem_chs, reduction=2, module="stem.conv")]
 
-        n_blocks = sum(cfg.depths)  # rates 0 .. drop_path_rate by depth, in Python (works on 'meta' too)
-        dp_rates = [drop_path_rate * i / max(n_blocks - 1, 1) for i in range(n_blocks)]
+        # Stochastic depth of block i (0-based) of n: drop_path_rate * i / n, as the authors' reference code
+        # (DeepMind's nfnets) and EfficientNet, which the paper follows (appendix C), compute it; plain
+        # Python floats, so it works on the 'meta' device too.
+        n_blocks = sum(cfg.depths)
+        dp_rates = [drop_path_rate * i / n_blocks for i in range(n_blocks)]
         prev_chs, net_stride, dilation = cfg.stem_chs, 4 if cfg.stem_type == "7x7_pool" else 2, 1
         expected_var, block_idx = 1.0, 0
         stages = []
