@@ -193,3 +193,34 @@ def test_json_roundtrip_file_mode_and_bad_json(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps([{"model": "m", "blocks": [{"index": 0}]}]))
     with pytest.raises(ValueError, match="bad.json: m block 0 must have exactly the keys"):
         read_json(tmp_path / "bad.json")
+
+
+def test_cli_from_json_merges_saved_runs_in_figure_order(tmp_path, capsys):
+    """--from-json redraws a figure from statistics saved by separate runs (one net each), in the figure's
+    order, without running a model; a net that no file holds is an error naming it."""
+    common = ["--depth", "12", "--img-size", "32", "--batch-size", "2", "--no-progress"]
+    for i, name in enumerate(["NF, Scaled WS", "ReLU-BN-Conv", "NF, He init"]):
+        cli_main(
+            ["spp", name, *common, "--out", str(tmp_path / f"{i}.png"), "--json", str(tmp_path / f"{i}.json")]
+        )
+    saved = [str(tmp_path / f"{i}.json") for i in range(3)]
+    merged = tmp_path / "fig2.json"
+    cli_main(
+        [
+            "spp",
+            "--figure",
+            "2",
+            "--from-json",
+            *saved,
+            "--out",
+            str(tmp_path / "f.png"),
+            "--json",
+            str(merged),
+        ]
+    )
+    assert [r.model for r in read_json(merged)] == ["ReLU-BN-Conv", "NF, He init", "NF, Scaled WS"]
+    assert read_json(merged)[2] == read_json(saved[0])[0]  # the numbers pass through unchanged
+    with pytest.raises(SystemExit):
+        cli_main(["spp", "--figure", "2", "--from-json", *saved[:2], "--out", str(tmp_path / "g.png")])
+    assert "no statistics for ['NF, He init']" in capsys.readouterr().err
+    assert not (tmp_path / "g.png").exists()
