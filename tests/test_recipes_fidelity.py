@@ -24,6 +24,7 @@ from mmseg.registry import MODELS  # noqa: E402
 from torch.nn.modules.batchnorm import _BatchNorm  # noqa: E402
 
 import nf_plugins.downstream  # noqa: E402,F401
+from nf_plugins.downstream.depth_loss import berhu_loss  # noqa: E402
 from nf_plugins.downstream.runner_utils import NFRunner, convert_sync_bn  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -331,6 +332,52 @@ def test_timm_output_stride_keeps_first_block_of_last_stage_undilated():
     model = timm.create_model("nf_resnet50", output_stride=16)
     dilations = [b.conv2.dilation for b in model.stages[-1]]
     assert dilations == [(1, 1), (2, 2), (2, 2)]
+
+
+# ---- DDP without the unused-parameter search ----------------------------------------------------------
+
+# one NF and one BN model with each head type in the default run (fcn_nf-regnet-b0 also trains under
+# 2-process DDP in tests/test_segmentation_dist.py); all 28 under -m slow
+GRAD_FAST = ("fcn_resnetv2-50", "uproj_nf-regnet-b0")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p if _id(p) in GRAD_FAST else pytest.param(p, marks=pytest.mark.slow) for p in SEG_DEPTH],
+    ids=_id,
+)
+def test_every_parameter_gets_a_gradient(path):
+    """DDP runs with find_unused_parameters=False (mmengine's default): a parameter without a gradient
+    stops a multi-GPU run at its second iteration. On CPU, one forward/backward shows none is unused."""
+    cfg = _cfg(path)
+    cfg.model.backbone.checkpoint_path = None
+    assert not cfg.get("find_unused_parameters", False) and cfg.get("model_wrapper_cfg") is None
+    init_default_scope("mmseg")
+    model = MODELS.build(cfg.model).train()
+    model._forward(torch.randn(2, 3, 32, 32)).square().mean().backward()
+    unused = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not unused, unused
+
+
+# ---- per-process berHu threshold ------------------------------------------------------------------
+
+
+def _berhu_by_hand(residuals: list[float], c: float) -> float:
+    return sum(abs(r) if abs(r) <= c else (r * r + c * c) / (2 * c) for r in residuals) / len(residuals)
+
+
+def test_berhu_threshold_is_per_process_batch():
+    """Under DDP each GPU computes c = 0.2 x max |residual| over its own 32 images and DDP averages the
+    gradients: the loss is the mean of per-GPU berHu losses, not berHu with the batch-256 threshold."""
+    target = torch.full((4, 1, 1, 2), 2.0)
+    res = [0.1, 0.5, 0.2, 0.3, 4.0, 1.0, 0.3, 0.6]  # GPU 0: the first two images, GPU 1: the last two
+    pred = target + torch.tensor(res).view(4, 1, 1, 2)
+    per_gpu = [berhu_loss(pred[:2], target[:2]).item(), berhu_loss(pred[2:], target[2:]).item()]
+    assert per_gpu[0] == pytest.approx(_berhu_by_hand(res[:4], 0.2 * 0.5))
+    assert per_gpu[1] == pytest.approx(_berhu_by_hand(res[4:], 0.2 * 4.0))
+    whole = berhu_loss(pred, target).item()
+    assert whole == pytest.approx(_berhu_by_hand(res, 0.2 * 4.0))
+    assert abs(sum(per_gpu) / 2 - whole) > 0.1  # the per-GPU threshold changes the loss
 
 
 # ---- CPU torchrun with a BN baseline ------------------------------------------------------------------
