@@ -412,3 +412,37 @@ def test_torchrun_cpu_trains_the_bn_baseline(tmp_path):
     assert "SyncBN needs GPUs" in out and "GPU number: 2" in out
     losses = json.loads((tmp_path / "work/loss_curve.json").read_text())["loss"]
     assert len(losses) == 2 and all(math.isfinite(v) for v in losses)
+
+
+_NAN_WORKER = """
+import sys
+from types import SimpleNamespace
+
+import torch
+import torch.distributed as dist
+
+from nf_plugins.downstream.hooks import NonFiniteLossHook
+
+rank = int(sys.argv[1])
+dist.init_process_group("gloo", init_method="file://" + sys.argv[2], rank=rank, world_size=2)
+loss = torch.tensor(float("nan") if rank == 1 else 0.5)
+try:
+    NonFiniteLossHook().after_train_iter(SimpleNamespace(iter=4), 0, outputs=dict(loss=loss))
+    print("continued")
+except FloatingPointError as e:
+    print("stopped:", e)
+"""
+
+
+@pytest.mark.slow
+def test_nan_loss_on_one_process_stops_every_process(tmp_path):
+    """A NaN loss on rank 1 only: DDP has already averaged its NaN gradient into rank 0's step, so rank 0
+    must stop as well (else its CheckpointHook saves NaN weights as the newest checkpoint)."""
+    import subprocess
+    import sys
+
+    cmds = [[sys.executable, "-c", _NAN_WORKER, str(r), str(tmp_path / "store")] for r in (0, 1)]
+    procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for c in cmds]
+    outs = [p.communicate(timeout=300)[0].strip().splitlines()[-1] for p in procs]
+    assert outs[0].startswith("stopped: loss is 0.5 on another process (here finite) at iteration 5"), outs
+    assert outs[1].startswith("stopped: loss is nan at iteration 5; training stopped before saving"), outs

@@ -26,9 +26,19 @@ class NonFiniteLossHook(Hook):
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         loss = (outputs or {}).get("loss")
-        if loss is not None and not bool(torch.isfinite(torch.as_tensor(loss)).all()):
+        if loss is None:
+            return
+        loss = torch.as_tensor(loss)
+        bad = (~torch.isfinite(loss)).any().to(torch.float32).reshape(1)
+        if dist.is_available() and dist.is_initialized():
+            # Each rank sees only its own loss, but DDP has already averaged a NaN gradient into every
+            # rank's step: all ranks must stop, or rank 0 saves the broken weights of this iteration.
+            dist.all_reduce(bad)
+        if bool(bad.item()):
+            where = "" if not torch.isfinite(loss).all() else " on another process (here finite)"
             raise FloatingPointError(
-                f"loss is {float(loss)} at iteration {runner.iter + 1}; training stopped before saving. "
+                f"loss is {loss.tolist()}{where} at iteration {runner.iter + 1}; training stopped before "
+                "saving. "
                 "The last checkpoint in the work dir is the last good one: lower the learning rate "
                 "(optim_wrapper.optimizer.lr), try --amp off, or check the data, then --resume"
             )
