@@ -40,22 +40,42 @@ def _only(out: dict[str, torch.Tensor]) -> torch.Tensor:
     return value
 
 
-@pytest.mark.parametrize("name", ALL)
+DEEP = ("nf_resnet152", "nf_resnet200", "nf_resnet288")  # 50-96 blocks: seconds per trace, under -m slow
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in DEEP else n for n in ALL])
 def test_every_model_traces_with_the_entrance_check_as_one_node(name):
-    """Symbolic trace of each model (on the meta device: no weights needed) with timm and torchvision."""
+    """timm's ``get_graph_node_names`` (a symbolic trace in train and eval mode) of each model, built on the
+    meta device (no weights needed): the check is one node, every ``feature_info`` module is in the graph."""
     with torch.device("meta"):
         model = timm.create_model(name, num_classes=7)
     train_nodes, eval_nodes = get_graph_node_names(model)
     for nodes in (train_nodes, eval_nodes):
         assert "check_model_input" in nodes  # the check stays in the graph, traced as a call
         assert nodes[-1].startswith("head")
-    feature_modules = [info["module"] for info in model.feature_info]
-    extractor = create_feature_extractor(model.eval(), return_nodes={m: m for m in feature_modules})
+        for info in model.feature_info:  # its nodes are named after it (timm's FeatureGraphNet returns them)
+            assert any(n == info["module"] or n.startswith(info["module"] + ".") for n in nodes), info
+
+
+def _torchvision_features(name: str) -> None:
+    with torch.device("meta"):
+        model = timm.create_model(name, num_classes=7)
+    modules = [info["module"] for info in model.feature_info]
+    extractor = create_feature_extractor(model.eval(), return_nodes={m: m for m in modules})
     feats = extractor(torch.empty(1, 3, 64, 96, device="meta"))
-    expected = [
-        (info["num_chs"], 64 // info["reduction"], 96 // info["reduction"]) for info in model.feature_info
-    ]
+    expected = [(f["num_chs"], 64 // f["reduction"], 96 // f["reduction"]) for f in model.feature_info]
     assert [tuple(f.shape[1:]) for f in feats.values()] == expected
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_torchvision_feature_extractor(name):
+    _torchvision_features(name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n in ALL if n not in SMALL])
+def test_torchvision_feature_extractor_all(name):
+    _torchvision_features(name)
 
 
 def test_traced_graph_still_checks_its_input():
