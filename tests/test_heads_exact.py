@@ -74,6 +74,7 @@ def test_nf_up_projection_matches_the_written_out_block(act):
     expected = nl((branch + _ws(block.projection, up)) / math.sqrt(2.0))
     torch.testing.assert_close(block(x), expected)
     assert conv5.kernel_size == (5, 5) and conv3.kernel_size == (3, 3)
+    assert UpProjection(4, 2).act.act == "relu"  # the paper's head: ReLU unless told otherwise
     assert block.projection.kernel_size == (5, 5)
 
 

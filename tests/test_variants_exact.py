@@ -26,6 +26,8 @@ def test_regnet_b0_config_is_the_appendix_d_code():
     assert cfg.conv_type == "scaled_ws" and cfg.fold_scalars
     b5 = nf_regnet._regnet_cfg(nf_regnet.VARIANTS["nf_regnet_b5"])
     assert b5.channels == (60, 126, 252, 528) and b5.num_features == 1536 and b5.drop_rate == 0.4
+    b2 = nf_regnet._regnet_cfg(nf_regnet.VARIANTS["nf_regnet_b2"])
+    assert b2.channels[-1] == 366 and b2.num_features == 1064  # int(1280 * 366 // 440), not 1064.7
 
 
 def test_resnet_configs_are_the_preactivation_bottleneck_resnets():
