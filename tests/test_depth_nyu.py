@@ -228,8 +228,8 @@ def test_dense_training_set_from_mmseg_zip(tmp_path, monkeypatch):
     assert prepare_nyu.main([str(tmp_path / "nyu.zip"), "-o", str(tmp_path / "nyu")]) == 0
     with pytest.raises(
         ValueError,
-        match=r"(?s)images/train' has 2 images, but train_set='dense'.*\n  python tools/prepare_nyu\.py nyu\.zip "
-        r"-o data/nyu\n.*train_set=labeled795",
+        match=r"(?s)images/train' has 2 images, but train_set='dense'.*\n  "
+        r"python tools/prepare_nyu\.py nyu\.zip -o data/nyu\n.*train_set=labeled795",
     ):
         _build_train_set(tmp_path / "nyu")  # 2 frames are not the dense set
     monkeypatch.setitem(seg_datasets.NYU_TRAIN_SETS, "dense", (2, None))
