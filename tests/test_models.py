@@ -372,7 +372,10 @@ def test_timm_conventions():
 
 def test_drop_rates_act_only_in_training():
     model = timm.create_model("nf_regnet_b0", drop_rate=0.5, drop_path_rate=0.5, num_classes=4)
-    assert model.head.drop.p == 0.5 and model.stages[-1][-1].drop_path.drop_prob == 0.5
+    # stochastic depth of block i of n is rate * i / n (the authors' reference code); B0 has n = 16 blocks
+    assert model.head.drop.p == 0.5 and model.stages[-1][-1].drop_path.drop_prob == pytest.approx(
+        0.5 * 15 / 16
+    )
     assert model.stages[0][0].drop_path.__class__.__name__ == "Identity"  # rate 0 at the first block
     for m in model.modules():
         if isinstance(m, NormFreeBlock):
@@ -459,4 +462,4 @@ def test_builds_on_meta_device():
     with torch.device("meta"):
         model = timm.create_model("nf_regnet_b0", drop_path_rate=0.1)
     assert model.stem.conv.weight.is_meta
-    assert model.stages[-1][-1].drop_path_rate == pytest.approx(0.1)
+    assert model.stages[-1][-1].drop_path_rate == pytest.approx(0.1 * 15 / 16)  # block 15 of 16: rate * i / n
