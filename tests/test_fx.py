@@ -92,9 +92,12 @@ def _eager_vs_fx(name: str, script: bool) -> None:
     model.eval(), fx_model.eval()
     with torch.no_grad():
         expected = model(X)
-        torch.testing.assert_close(_only(fx_model(X)), expected, rtol=1e-5, atol=1e-5)
+        # Eager eval uses the cached standardized weights, the graph recomputes them: float32 rounding that
+        # 96 live residual blocks (NF-ResNet-288) grow to ~6e-5 of the logits' scale; a wrong op is far larger
+        tol = dict(rtol=1e-4, atol=1e-4 * float(expected.abs().max()))
+        torch.testing.assert_close(_only(fx_model(X)), expected, **tol)
         if script:  # timm's test_model_forward_fx_torchscript, compared by value
-            torch.testing.assert_close(_only(torch.jit.script(fx_model)(X)), expected, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(_only(torch.jit.script(fx_model)(X)), expected, **tol)
     grads = []
     for m in (model, fx_model):
         m.train().zero_grad()
