@@ -119,6 +119,12 @@ def _per_process_bn(node: Any) -> int:
 SYNC_BN_CHOICES = ("timm", "torch", "mmcv")
 
 
+def check_sync_bn(sync_bn: str) -> None:
+    """Raise ``ValueError`` unless ``sync_bn`` is one of :data:`SYNC_BN_CHOICES`."""
+    if sync_bn not in SYNC_BN_CHOICES:
+        raise ValueError(f"cfg.sync_bn must be one of {SYNC_BN_CHOICES} or None, got {sync_bn!r}")
+
+
 def _bn_with_own_forward(model: nn.Module, allowed: tuple[type, ...] = ()) -> list[str]:
     """Names of BatchNorm subclasses whose ``forward`` does more than batch norm (timm's BatchNormAct2d
     applies its activation inside): a plain SyncBatchNorm in their place silently drops that."""
@@ -139,8 +145,7 @@ def convert_sync_bn(model: nn.Module, sync_bn: str) -> nn.Module:
     become ``SyncBatchNormAct`` (same activation), every other BatchNorm (mmseg's heads) torch's
     SyncBatchNorm, parameters and running statistics shared with the original modules.
     """
-    if sync_bn not in SYNC_BN_CHOICES:
-        raise ValueError(f"cfg.sync_bn must be one of {SYNC_BN_CHOICES} or None, got {sync_bn!r}")
+    check_sync_bn(sync_bn)
     lossy = _bn_with_own_forward(model, allowed=(BatchNormAct2d,) if sync_bn == "timm" else ())
     if lossy:
         raise ValueError(
@@ -322,9 +327,8 @@ def build_runner(cfg: Config):
     ``torch.load(weights_only=True)``."""
     from .checkpoint_io import use_safe_checkpoint_loader
 
-    sync_bn = cfg.get("sync_bn", None)
-    if sync_bn is not None and sync_bn not in SYNC_BN_CHOICES:
-        raise ValueError(f"cfg.sync_bn must be one of {SYNC_BN_CHOICES} or None, got {sync_bn!r}")
+    if cfg.get("sync_bn", None) is not None:
+        check_sync_bn(cfg.sync_bn)  # before set-up: a typo fails at once, not after the runner is built
     setup_cpu_distributed(cfg)
     add_safety_defaults(cfg)
     if cfg.get("resume") and not cfg.get("load_from"):
