@@ -33,16 +33,19 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import yaml
-from timm.data import Mixup, create_dataset, create_loader
+from timm.data import Mixup, create_loader
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.optim import create_optimizer_v2
 from timm.scheduler import CosineLRScheduler
 from timm.utils import ModelEmaV3, accuracy
 
 import nf_plugins  # noqa: F401  (registers the paper's models)
+from nf_plugins.atomic import atomic_write_text
 from nf_plugins.distributed import exit_if_distributed
 from nf_plugins.hub.checkpoint import load_training_checkpoint, save_training_checkpoint
+from nf_plugins.imagenet_data import build_datasets
 from nf_plugins.models import create_model
+from nf_plugins.outputs import check_output_dir, check_output_file
 
 DEFAULTS: dict[str, Any] = dict(
     model=None,
@@ -92,6 +95,69 @@ def load_config(path: str | Path, overrides: list[str]) -> dict[str, Any]:
         cfg[key] = value
     if not cfg["model"]:
         raise ValueError(f"{path}: 'model' is required (e.g. nf_regnet_b0)")
+    return check_config(cfg, path)
+
+
+# key: (type, lowest, highest, lowest allowed, highest allowed); a bound of None is open.
+_NUMBERS: dict[str, tuple[type, float | None, float | None, bool, bool]] = dict(
+    num_classes=(int, 1, None, True, True),
+    epochs=(int, 1, None, True, True),
+    warmup_epochs=(float, 0, None, True, True),
+    batch_size=(int, 1, None, True, True),
+    lr=(float, 0, None, False, True),
+    momentum=(float, 0, 1, True, False),
+    weight_decay=(float, 0, None, True, True),
+    label_smoothing=(float, 0, 1, True, False),
+    drop_rate=(float, 0, 1, True, False),
+    drop_path_rate=(float, 0, 1, True, False),
+    train_size=(int, 32, None, True, True),
+    test_size=(int, 32, None, True, True),
+    ema_decay=(float, 0, 1, True, False),  # 0 or None: no EMA
+    mixup_alpha=(float, 0, None, True, True),
+    cutmix_alpha=(float, 0, None, True, True),
+    mixup_switch_prob=(float, 0, 1, True, True),
+    workers=(int, 0, None, True, True),
+    seed=(int, 0, None, True, True),
+    checkpoint_every=(int, 1, None, True, True),
+)
+
+
+def check_config(cfg: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    """Types and ranges of every key, so ``--set lr=abc`` or ``epochs=-1`` fails before any work.
+
+    A float key also takes a string that parses as a number (YAML reads ``5e-5`` as a string).
+    """
+    for key, (kind, low, high, low_ok, high_ok) in _NUMBERS.items():
+        value = cfg[key]
+        if value is None and key == "ema_decay":
+            continue
+        if kind is float and isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        ok_type = isinstance(value, int) if kind is int else isinstance(value, (int, float))
+        if isinstance(value, bool) or not ok_type or not math.isfinite(value):
+            raise ValueError(
+                f"{path} / --set: {key}={cfg[key]!r} is not a{'n integer' if kind is int else ' number'}"
+            )
+        if (low is not None and (value < low or (value == low and not low_ok))) or (
+            high is not None and (value > high or (value == high and not high_ok))
+        ):
+            lo = "(-inf" if low is None else f"{'[' if low_ok else '('}{low}"
+            hi = "inf)" if high is None else f"{high}{']' if high_ok else ')'}"
+            raise ValueError(f"{path} / --set: {key}={value!r} is outside {lo}, {hi}")
+        cfg[key] = kind(value)
+    if cfg["warmup_epochs"] > cfg["epochs"]:
+        raise ValueError(
+            f"{path} / --set: warmup_epochs={cfg['warmup_epochs']} exceeds epochs={cfg['epochs']}"
+        )
+    for key in ("nesterov", "amp"):
+        if not isinstance(cfg[key], bool):
+            raise ValueError(f"{path} / --set: {key}={cfg[key]!r} must be true or false")
+    for key in ("model", "train_split", "val_split", "notes"):
+        if not isinstance(cfg[key], str):
+            raise ValueError(f"{path} / --set: {key}={cfg[key]!r} must be a string")
     return cfg
 
 
@@ -147,6 +213,31 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def trim_log(path: Path, step: int, epoch: int) -> int:
+    """Drop the records a resumed run will write again (after ``step``/``epoch`` of its checkpoint) and a
+    line cut short by a kill; returns how many were dropped. Without this a resume logs steps twice."""
+    if not path.exists():
+        return 0
+    text = path.read_text()
+    kept, dropped = [], 0
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            dropped += 1
+            continue
+        # step records carry the step; epoch records carry the step too (older logs: only the epoch)
+        later = record["step"] > step if "step" in record else record.get("epoch", 0) > epoch
+        if later:
+            dropped += 1
+        else:
+            kept.append(line)
+    if dropped or not text.endswith("\n"):  # a kill before the newline would glue the next record on
+        atomic_write_text(path, "".join(f"{line}\n" for line in kept))
+        print(f"{path}: dropped {dropped} records written after step {step} (the checkpoint resumed from)")
+    return dropped
+
+
 def seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -154,10 +245,20 @@ def seed_all(seed: int) -> None:
 
 
 class Trainer:
-    """One run of the recipe; ``world_size`` processes under torchrun, or one."""
+    """One run of the recipe; ``world_size`` processes under torchrun, or one.
 
-    def __init__(self, cfg: dict[str, Any], data_dir: Path, output: Path, device: str | None) -> None:
+    ``validate=False`` trains without a validation split (no top-1 in the log); by default a missing
+    validation folder is an error, never a fallback to other images.
+    """
+
+    def __init__(
+        self, cfg: dict[str, Any], data_dir: Path, output: Path, device: str | None, validate: bool = True
+    ) -> None:
         self.cfg, self.output = cfg, output
+        # folders and class lists first: a wrong layout fails before the model is built
+        train_set, val_set = build_datasets(
+            data_dir, cfg["train_split"], cfg["val_split"] if validate else None, cfg["num_classes"]
+        )
         self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -197,7 +298,7 @@ class Trainer:
             persistent_workers=False,
             pin_memory=self.device.type == "cuda",
         )
-        train_set = create_dataset("", root=str(data_dir), split=cfg["train_split"], is_training=True)
+        self.train_set = train_set
         self.train_loader = create_loader(
             train_set,
             input_size=(3, cfg["train_size"], cfg["train_size"]),
@@ -206,13 +307,16 @@ class Trainer:
             color_jitter=None,  # baseline preprocessing: distorted-box crop + flip only
             **common,
         )
-        val_set = create_dataset("", root=str(data_dir), split=cfg["val_split"])
-        self.val_loader = create_loader(
-            val_set,
-            input_size=(3, cfg["test_size"], cfg["test_size"]),
-            batch_size=max(1, cfg["batch_size"] // self.world_size),
-            crop_pct=pcfg.get("test_crop_pct") or pcfg.get("crop_pct"),
-            **common,
+        self.val_loader = (
+            None
+            if val_set is None
+            else create_loader(
+                val_set,
+                input_size=(3, cfg["test_size"], cfg["test_size"]),
+                batch_size=max(1, cfg["batch_size"] // self.world_size),
+                crop_pct=pcfg.get("test_crop_pct") or pcfg.get("crop_pct"),
+                **common,
+            )
         )
         self.steps_per_epoch = len(self.train_loader)
         if self.steps_per_epoch == 0:
@@ -284,6 +388,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.step, self.epoch = state["step"], state["epoch"]
+        if self.rank == 0:
+            trim_log(self.output / "log.jsonl", self.step, self.epoch)
         rngs = state["rng"]
         if len(rngs) != self.world_size:
             print(
@@ -303,11 +409,13 @@ class Trainer:
             with (self.output / "log.jsonl").open("a") as f:
                 f.write(line + "\n")
 
-    def train_epoch(self) -> float:
+    def train_epoch(self) -> tuple[float, int]:
+        """The epoch's mean loss over all processes, and how many undecodable images were skipped."""
         self.ddp.train()
         if self.distributed:
             self.train_loader.sampler.set_epoch(self.epoch)
         total, count = 0.0, 0
+        self.train_set.take_skipped()
         for images, targets in self.train_loader:
             images, targets = images.to(self.device), targets.to(self.device)
             if self.mixup is not None:
@@ -329,11 +437,12 @@ class Trainer:
             self.log(
                 epoch=self.epoch, step=self.step, loss=loss.item(), lr=self.optimizer.param_groups[0]["lr"]
             )
-        if self.distributed:  # the epoch's mean loss over all processes
-            sums = torch.tensor([total, count], dtype=torch.float64, device=self.device)
+        skipped = self.train_set.take_skipped()
+        if self.distributed:  # the epoch's mean loss and skipped images over all processes
+            sums = torch.tensor([total, count, skipped], dtype=torch.float64, device=self.device)
             dist.all_reduce(sums)
-            total, count = sums.tolist()
-        return total / max(1, count)
+            total, count, skipped = sums.tolist()
+        return total / max(1, count), int(skipped)
 
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module) -> float:
@@ -351,11 +460,16 @@ class Trainer:
         end = self.cfg["epochs"] if stop_after_epochs is None else min(self.cfg["epochs"], stop_after_epochs)
         while self.epoch < end:
             start = time.time()
-            loss = self.train_epoch()
+            loss, skipped = self.train_epoch()
             self.epoch += 1
-            record = dict(epoch=self.epoch, train_loss=loss, top1=self.evaluate(self.model))
-            if self.ema is not None:
-                record["ema_top1"] = self.evaluate(self.ema.module)
+            record = dict(epoch=self.epoch, step=self.step, train_loss=loss, skipped_images=skipped)
+            if skipped and self.rank == 0:
+                print(f"warning: epoch {self.epoch} skipped {skipped} undecodable training images "
+                      "(each named in the log above)", file=sys.stderr)  # fmt: skip
+            if self.val_loader is not None:
+                record["top1"] = self.evaluate(self.model)
+                if self.ema is not None:
+                    record["ema_top1"] = self.evaluate(self.ema.module)
             record["epoch_s"] = round(time.time() - start, 2)
             self.log(**record)
             if self.epoch % self.cfg["checkpoint_every"] == 0 or self.epoch == end:
@@ -372,6 +486,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--resume", type=Path, help="checkpoint to continue from (e.g. <output>/last.pth)")
     parser.add_argument("--device", help="cpu or cuda (default: cuda if available)")
     parser.add_argument("--stop-after-epochs", type=int, help="stop (with a checkpoint) after this epoch")
+    parser.add_argument(
+        "--no-val",
+        action="store_true",
+        help="train without a validation split (no top-1 is logged); without it a missing val/ is an error",
+    )
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
     parser.add_argument(
         "--import",
@@ -388,14 +507,23 @@ def main(argv: list[str] | None = None) -> None:
     cfg = load_config(args.config, args.set)
     if not args.data_dir.is_dir():
         raise FileNotFoundError(f"--data-dir {args.data_dir} is not a folder")
-    args.output.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(cfg, args.data_dir, args.output, args.device)
-    if args.resume:
-        trainer.resume(args.resume)
-    elif (args.output / "last.pth").exists():
+    check_output_dir(args.output, "--output")
+    log = args.output / "log.jsonl"
+    for path in (log, args.output / "last.pth"):
+        check_output_file(path, "--output")
+    if args.resume is None and (args.output / "last.pth").exists():
         raise FileExistsError(
             f"{args.output / 'last.pth'} exists: pass --resume {args.output / 'last.pth'} or another --output"
         )
+    if args.resume is not None and not args.resume.is_file():
+        raise FileNotFoundError(f"--resume {args.resume} does not exist")
+    trainer = Trainer(cfg, args.data_dir, args.output, args.device, validate=not args.no_val)
+    args.output.mkdir(parents=True, exist_ok=True)
+    if args.resume:
+        trainer.resume(args.resume)
+    elif log.exists() and trainer.rank == 0:  # a run that died before its first checkpoint
+        print(f"{log}: starting a new log (no last.pth: the run that wrote it left no checkpoint)")
+        log.unlink()
     trainer.fit(args.stop_after_epochs)
     exit_if_distributed()  # torch 2.13 gloo teardown can deadlock or abort: see nf_plugins.distributed
 

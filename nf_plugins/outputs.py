@@ -1,0 +1,46 @@
+"""Output paths checked before the expensive work: a tool that cannot write its results fails at once,
+creating nothing, instead of after minutes of training or evaluation."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _probe(folder: Path, flag: str, path: Path) -> None:
+    """Create and remove a temp file in ``folder`` (root passes ``os.access`` on read-only folders)."""
+    if not folder.is_dir():
+        raise NotADirectoryError(
+            f"{flag} {str(path)!r} cannot be created: {str(folder)!r} is not a folder; choose another path"
+        )
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".write-probe.", dir=folder)
+    except OSError as e:
+        raise PermissionError(
+            f"{flag} {str(path)!r} is not writable ({type(e).__name__}: {e.strerror}); choose another path"
+        ) from e
+    os.close(fd)
+    os.unlink(tmp)
+
+
+def check_output_dir(path: str | os.PathLike, flag: str) -> None:
+    """Raise unless ``path`` is, or can be created as, a writable folder; creates nothing."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"{flag} {str(path)!r} is a file, not a folder; choose another path")
+    _probe(_nearest_existing(path), flag, path)
+
+
+def check_output_file(path: str | os.PathLike, flag: str) -> None:
+    """Raise unless a file can be written at ``path`` (its folder exists or can be made); creates nothing."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{flag} {str(path)!r} is a folder; give a file path")
+    _probe(_nearest_existing(path.parent), flag, path)
