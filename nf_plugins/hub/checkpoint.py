@@ -12,6 +12,7 @@ from typing import Any, Literal
 import torch
 
 from ..atomic import atomic_output
+from ..models._weights import check_weights
 
 CHECKPOINT_FORMAT = "nf_plugins.train_checkpoint/1"
 _REQUIRED_KEYS = ("format", "model_name", "model_kwargs", "model", "step")
@@ -48,12 +49,22 @@ def load_training_checkpoint(path: str | Path) -> dict[str, Any]:
     return state
 
 
+def is_training_checkpoint(path: str | Path) -> bool:
+    """Whether ``path`` is one of our training checkpoints (not a plain state dict); never raises."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # not a torch zip archive, or not ours: the caller's loader says what it is
+        return False
+    return isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT
+
+
 def model_from_training_checkpoint(
     path: str | Path, weights: Literal["ema", "model"] = "ema"
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The model of a training checkpoint with its EMA (default, what the paper reports) or raw weights.
 
-    Returns ``(model, checkpoint)``; the weights load strictly, so a mismatch names the keys.
+    Returns ``(model, checkpoint)``; the weights load strictly, so a mismatch names the keys, and a
+    tensor of another dtype or with NaN/inf is refused, naming it.
     """
     import timm
 
@@ -64,5 +75,6 @@ def model_from_training_checkpoint(
     if state_dict is None:
         raise ValueError(f"training checkpoint {path} holds no {weights!r} weights; use weights='model'")
     model = timm.create_model(state["model_name"], **state["model_kwargs"])
+    check_weights(state_dict, model, f"training checkpoint {path} ({weights!r} weights)")
     model.load_state_dict(state_dict, strict=True)
     return model.eval(), state

@@ -10,6 +10,7 @@ them raise instead of silently returning random weights.
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +20,14 @@ from timm.models import _registry, build_model_with_cfg
 from timm.models._builder import resolve_pretrained_cfg
 from timm.models._pretrained import PretrainedCfg
 
+from ._weights import (
+    check_local_dir,
+    check_num_classes,
+    check_weights,
+    check_weights_file,
+    load_checkpoint_checked,
+    read_local_dir_config,
+)
 from .normfree import NfCfg, NormFreeNet
 
 OUR_TAG = "untrained"
@@ -89,12 +98,19 @@ def create_nf(variant: str, cfg: NfCfg, pretrained: bool = False, **kwargs: Any)
     if tag in timm_weight_tags(variant) or _resolved_timm_tag(variant, kwargs.get("pretrained_cfg")):
         # timm's weights are for timm's variant of this network: build that one.
         return _TIMM_ORIGINALS[variant].entrypoint(pretrained=pretrained, **kwargs)
+    check_num_classes(kwargs.get("num_classes"))
+    where = variant
     if pretrained:
         resolved = resolve_pretrained_cfg(
             variant,
             pretrained_cfg=kwargs.get("pretrained_cfg"),
             pretrained_cfg_overlay=kwargs.get("pretrained_cfg_overlay"),
         )
+        where = _weights_location(resolved, variant)
+        if resolved.source == "local-dir" and resolved.file:
+            check_local_dir(resolved.file)
+        elif resolved.file and not resolved.state_dict:
+            check_weights_file(resolved.file, "pretrained_cfg_overlay file")
         if not resolved.has_weights:
             others = [f"{variant}.{t}" for t in timm_weight_tags(variant)]
             raise ValueError(
@@ -107,21 +123,23 @@ def create_nf(variant: str, cfg: NfCfg, pretrained: bool = False, **kwargs: Any)
         _check_out_indices(variant, kwargs.get("out_indices"), num_levels=len(cfg.depths) + 1)
     try:
         return build_model_with_cfg(
-            NormFreeNet, variant, pretrained, model_cfg=cfg, feature_cfg=dict(feature_cls="getter"), **kwargs
-        )
+            NormFreeNet, variant, pretrained, model_cfg=cfg, feature_cfg=dict(feature_cls="getter"),
+            pretrained_filter_fn=functools.partial(check_weights, source=f"pretrained weights {where}"),
+            **kwargs,
+        )  # fmt: skip
     except SafetensorError as e:  # safetensors' message names no file
-        src = resolve_pretrained_cfg(
-            variant,
-            pretrained_cfg=kwargs.get("pretrained_cfg"),
-            pretrained_cfg_overlay=kwargs.get("pretrained_cfg_overlay"),
-        )
-        where = src.file or src.hf_hub_id or variant
-        if src.file and os.path.isdir(src.file):  # local-dir: timm reads <dir>/model.safetensors
-            where = os.path.join(src.file, "model.safetensors")
         raise ValueError(
             f"pretrained weights {where} are not a valid safetensors file ({e}); the file is truncated "
             "or corrupt: download or export it again"
         ) from e
+
+
+def _weights_location(src: PretrainedCfg, variant: str) -> str:
+    """The file (or Hub repo) timm will read ``src``'s weights from, for error messages."""
+    where = src.file or src.hf_hub_id or variant
+    if src.file and os.path.isdir(src.file):  # local-dir: timm reads <dir>/model.safetensors
+        where = os.path.join(src.file, "model.safetensors")
+    return where
 
 
 def _check_out_indices(variant: str, out_indices: Any, num_levels: int) -> None:
@@ -153,11 +171,16 @@ def create_model(name: str, **kwargs: Any) -> Any:
             close = difflib.get_close_matches(arch, timm.list_models(), n=5, cutoff=0.6)
             hint = f"; did you mean {', '.join(close)}?" if close else "; see timm.list_models('nf_*')"
             raise ValueError(f"unknown model {arch!r}{hint}")
-    checkpoint = kwargs.get("checkpoint_path")
+    if name.startswith("local-dir:"):  # timm's json.load names no file; 10**9 classes would allocate first
+        read_local_dir_config(name[len("local-dir:") :])
+    kwargs = dict(kwargs)
+    checkpoint = kwargs.pop("checkpoint_path", None)
     if checkpoint and not os.path.isfile(checkpoint):  # timm raises a FileNotFoundError with no message
         raise FileNotFoundError(f"checkpoint_path {str(checkpoint)!r} does not exist or is not a file")
     try:
-        return timm.create_model(name, **kwargs)
+        model = timm.create_model(name, **kwargs)
+        # timm's own checkpoint_path loading casts dtypes silently: load with the checks instead
+        return load_checkpoint_checked(model, checkpoint) if checkpoint else model
     except SafetensorError as e:
         if not checkpoint:
             raise
