@@ -8,10 +8,34 @@ ImageSets/Segmentation/{train,val,aug,trainaug}.txt (1,464 + 9,118 = 10,582 trai
 """
 
 import argparse
+import importlib.util
 import os.path as osp
 import sys
+import tarfile
+from pathlib import Path
 
-from nf_plugins.downstream.voc import TRAINAUG_LEN, VAL_LEN, prepare_vocaug, safe_extract
+
+def _outputs_module():
+    """``nf_plugins/outputs.py`` loaded by path: the package import pulls in torch and mmseg (20+ s),
+    and the argument and output checks must answer before that."""
+    path = Path(__file__).resolve().parents[1] / "nf_plugins" / "outputs.py"
+    spec = importlib.util.spec_from_file_location("nf_plugins_outputs", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    """Everything that can be known before extracting: the archives exist, the folders can be written."""
+    outputs = _outputs_module()
+    for flag, tar in (("--voc-tar", args.voc_tar), ("--sbd-tar", args.sbd_tar)):
+        if tar and not osp.isfile(tar):
+            kind = "is a folder (give it as --voc-dir/--sbd-dir)" if osp.isdir(tar) else "does not exist"
+            raise FileNotFoundError(f"{flag} {tar} {kind}")
+    if args.voc_tar or args.sbd_tar:
+        outputs.check_output_dir(args.out, "--out")
+    if args.voc_dir:  # an extracted VOC2012: its SegmentationClassAug and split lists are written
+        outputs.check_output_dir(args.voc_dir, "--voc-dir")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,17 +45,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="data", help="extract the archives here (default: data)")
     p.add_argument("--voc-dir", help="already extracted VOCdevkit/VOC2012 (default: OUT/VOCdevkit/VOC2012)")
     p.add_argument("--sbd-dir", help="already extracted benchmark_RELEASE (default: OUT/benchmark_RELEASE)")
-    p.add_argument("--expect-trainaug", type=int, default=TRAINAUG_LEN, help="count check of trainaug.txt")
-    p.add_argument("--expect-val", type=int, default=VAL_LEN, help="count check of val.txt")
+    p.add_argument("--expect-trainaug", type=int, help="count check of trainaug.txt (default: 10,582)")
+    p.add_argument("--expect-val", type=int, help="count check of val.txt (default: 1,449)")
     args = p.parse_args(argv)
-    for tar in (args.voc_tar, args.sbd_tar):
-        if tar:
-            safe_extract(tar, args.out)
     voc_dir = args.voc_dir or osp.join(args.out, "VOCdevkit", "VOC2012")
     sbd_dir = args.sbd_dir or osp.join(args.out, "benchmark_RELEASE")
     try:
-        counts = prepare_vocaug(voc_dir, sbd_dir, args.expect_trainaug, args.expect_val)
-    except (FileNotFoundError, ValueError) as e:
+        _check_args(args)
+        from nf_plugins.downstream.voc import TRAINAUG_LEN, VAL_LEN, prepare_vocaug, safe_extract
+
+        for tar in (args.voc_tar, args.sbd_tar):
+            if tar:
+                safe_extract(tar, args.out)
+        expect_trainaug = TRAINAUG_LEN if args.expect_trainaug is None else args.expect_trainaug
+        expect_val = VAL_LEN if args.expect_val is None else args.expect_val
+        counts = prepare_vocaug(voc_dir, sbd_dir, expect_trainaug, expect_val)
+    except (OSError, ValueError, tarfile.TarError) as e:  # UnsafeMemberError is a tarfile.FilterError
         print(f"prepare_voc: error: {e}", file=sys.stderr)
         return 1
     print(f"VOCaug ready in {voc_dir}: " + ", ".join(f"{k}={v}" for k, v in counts.items()))

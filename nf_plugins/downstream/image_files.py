@@ -13,10 +13,24 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 
+def require_file(path: str | os.PathLike, what: str = "an image file", context: str = "") -> None:
+    """Raise unless ``path`` is a file (links followed): ``FileNotFoundError`` if nothing is there,
+    ``IsADirectoryError``/``ValueError`` saying what is there instead (a folder is not "missing")."""
+    if os.path.isfile(path):
+        return
+    note = f" ({context})" if context else ""
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path} is a folder, not {what}{note}; replace it with the file")
+    if os.path.lexists(path) and not os.path.exists(path):
+        raise FileNotFoundError(f"{path} is a broken symbolic link to {os.readlink(path)!r}{note}")
+    if os.path.exists(path):
+        raise ValueError(f"{path} is not a regular file (a device or pipe?), not {what}{note}")
+    raise FileNotFoundError(f"{path} is missing{note}")
+
+
 def decoded_image(path: str | os.PathLike) -> Image.Image:
     """The fully decoded image at ``path``; ``ValueError`` naming the file if it is corrupt or truncated."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} is missing")
+    require_file(path)
     try:
         with Image.open(path) as im:
             im.load()  # decode every pixel: a truncated file raises here, not in the training loop

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import os.path as osp
+import re
 import tarfile
 from collections.abc import Iterable
 
@@ -20,12 +21,25 @@ from scipy.io import loadmat
 from tqdm import tqdm
 
 from ..atomic import atomic_output, atomic_write_text
-from .image_files import decoded_array, decoded_size
+from ..outputs import check_output_dir
+from .image_files import decoded_array, decoded_size, require_file
+from .safe_paths import check_inside, check_relative_name
 
 VOC_NUM_CLASSES = 21
 IGNORE_INDEX = 255
 TRAINAUG_LEN = 10582  # VOC2012 train + SBD train/val, minus VOC2012 val
 VAL_LEN = 1449
+# Every id in VOC2007-2012 and SBD is year_index, e.g. 2007_000032 (VOC2012 train) or 2008_000002 (SBD);
+# ids become file names, so anything else (a/../x, /abs/x) is refused rather than joined into a path.
+VOC_ID = re.compile(r"\d{4}_\d{6}")
+
+
+class UnsafeMemberError(tarfile.FilterError):
+    """A tar member that is not a plain file or folder, or whose name leaves the extraction folder."""
+
+    def __init__(self, tarinfo: tarfile.TarInfo, message: str) -> None:
+        self.tarinfo = tarinfo
+        super().__init__(message)
 
 
 def voc_palette() -> list[int]:
@@ -43,12 +57,34 @@ def voc_palette() -> list[int]:
     return pal
 
 
+def _check_member(m: tarfile.TarInfo, tar_path: str, dest: str) -> None:
+    where = f"{tar_path}: member {m.name!r} "
+    if m.issym() or m.islnk():
+        kind = "symbolic link" if m.issym() else "hard link"
+        raise UnsafeMemberError(
+            m,
+            f"{where}is a {kind} (to {m.linkname!r}); the VOC and SBD releases hold only files and "
+            "folders, so this is not one of them: nothing of it was extracted",
+        )
+    if not (m.isfile() or m.isdir()):
+        kind = "FIFO" if m.isfifo() else "device" if m.isdev() else f"type {m.type!r} entry"
+        raise UnsafeMemberError(m, f"{where}is a {kind}; the VOC and SBD releases hold only files, folders")
+    try:
+        check_relative_name(m.name, f"{tar_path}: member ")
+        check_inside(osp.join(dest, m.name), dest, f"{tar_path}: member {m.name!r} would be written at ")
+    except ValueError as e:
+        raise UnsafeMemberError(m, str(e)) from e
+
+
 def safe_extract(tar_path: str, dest: str) -> None:
-    """Extract a tarball with tarfile's ``data`` filter (no absolute paths, ``..``, devices or links out)."""
+    """Extract a VOC/SBD tarball: every member is checked first (plain files and folders only, named
+    inside ``dest``), so a bad archive extracts nothing; tarfile's ``data`` filter then re-checks each."""
     if not osp.isfile(tar_path):
         raise FileNotFoundError(f"archive {tar_path!r} does not exist")
     with tarfile.open(tar_path) as tar:
         members = tar.getmembers()
+        for m in members:
+            _check_member(m, tar_path, dest)
         for m in tqdm(members, desc=f"extract {osp.basename(tar_path)}", unit="file"):
             tar.extract(m, dest, filter="data")
 
@@ -86,10 +122,27 @@ def save_palette_png(mask: np.ndarray, path: str) -> None:
 
 
 def _read_ids(path: str) -> list[str]:
+    """The ids of a split file, each a VOC id (:data:`VOC_ID`) listed once."""
     if not osp.isfile(path):
         raise FileNotFoundError(f"split file {path!r} does not exist")
+    first_line: dict[str, int] = {}
     with open(path) as f:
-        return [line.strip() for line in f if line.strip()]
+        for n, line in enumerate(f, 1):
+            img_id = line.strip()
+            if not img_id:
+                continue
+            if not VOC_ID.fullmatch(img_id):
+                raise ValueError(
+                    f"{path}, line {n}: {img_id!r} is not a VOC image id (year_index, e.g. 2007_000032); "
+                    "ids name files, so nothing else is accepted"
+                )
+            if img_id in first_line:
+                raise ValueError(
+                    f"{path}: id {img_id!r} is listed twice (lines {first_line[img_id]} and {n}); "
+                    "each image must be listed once, or the split counts it twice"
+                )
+            first_line[img_id] = n
+    return list(first_line)
 
 
 def _write_ids(path: str, ids: Iterable[str]) -> None:
@@ -99,9 +152,8 @@ def _write_ids(path: str, ids: Iterable[str]) -> None:
 def _check_pair(voc_root: str, img_id: str, seg_dir: str) -> None:
     img_path = osp.join(voc_root, "JPEGImages", img_id + ".jpg")
     seg_path = osp.join(voc_root, seg_dir, img_id + ".png")
-    for p in (img_path, seg_path):
-        if not osp.isfile(p):
-            raise FileNotFoundError(f"{p} is missing (listed in the splits)")
+    require_file(img_path, "an image file", "listed in the splits")
+    require_file(seg_path, "a mask PNG", "listed in the splits")
     img_size, mask = decoded_size(img_path), decoded_array(seg_path)
     if mask.ndim != 2:
         raise ValueError(
@@ -131,6 +183,10 @@ def prepare_vocaug(
             raise FileNotFoundError(
                 f"{p} is not a directory: expected VOC2012 in {voc_root} and SBD in {sbd_root}"
             )
+    out_dir = osp.join(voc_root, "SegmentationClassAug")
+    for d in (out_dir, splits):  # outputs: inside voc_root (no link out of it) and writable, before any work
+        check_inside(d, voc_root)
+        check_output_dir(d, "output folder")
     train, val = _read_ids(osp.join(splits, "train.txt")), _read_ids(osp.join(splits, "val.txt"))
     sbd = _read_ids(osp.join(sbd_root, "dataset", "train.txt")) + _read_ids(
         osp.join(sbd_root, "dataset", "val.txt")
@@ -145,12 +201,10 @@ def prepare_vocaug(
             f"VOC train ({len(set(train))}) + SBD train/val not in VOC val ({len(aug)}) = {len(trainaug)} "
             f"images, expected {expect_trainaug}: is the SBD release (benchmark.tgz) complete?"
         )
-    out_dir = osp.join(voc_root, "SegmentationClassAug")
     os.makedirs(out_dir, exist_ok=True)
     for img_id in tqdm(aug, desc="SBD .mat -> SegmentationClassAug", unit="mask"):
         mat = osp.join(cls_dir, img_id + ".mat")
-        if not osp.isfile(mat):
-            raise FileNotFoundError(f"{mat} is missing (listed in SBD's train/val.txt)")
+        require_file(mat, "an SBD class file", "listed in SBD's train/val.txt")
         save_palette_png(read_sbd_mat(mat), osp.join(out_dir, img_id + ".png"))
     for img_id in tqdm(aug, desc="check aug pairs", unit="pair"):
         _check_pair(voc_root, img_id, "SegmentationClassAug")
