@@ -224,3 +224,50 @@ def test_cli_from_json_merges_saved_runs_in_figure_order(tmp_path, capsys):
         cli_main(["spp", "--figure", "2", "--from-json", *saved[:2], "--out", str(tmp_path / "g.png")])
     assert "no statistics for ['NF, He init']" in capsys.readouterr().err
     assert not (tmp_path / "g.png").exists()
+
+
+# ---- the paper's depth 600 on a reduced width (the paper's widths at depth 36: test_spp_paper.py) ----
+DEEP = 600  # 4 stages of 50 bottlenecks, as in every SPP of the paper
+NARROW = (16, 32, 64, 128)  # the paper's 256-2048 / 16: what the properties need is depth, not width
+
+
+@torch.no_grad()
+def test_nf_depth_600_grows_alpha_squared_per_block_and_resets_at_transitions():
+    """Section 4: Var(x_{l+1}) = Var(x_l) + alpha^2 Var(f_l), 50 times per stage, to 1 + 50 alpha^2 = 3;
+    each transition divides by beta = sqrt(expected variance), so the next stage starts again at
+    1 + alpha^2 and its branches again see unit variance (a wrong beta reset shrinks them)."""
+    torch.manual_seed(0)
+    from nf_plugins.spp.reference_nets import nf_resnet
+
+    result = signal_propagation(nf_resnet(DEEP, alpha=0.2, widths=NARROW), img_size=64, batch_size=8)
+    var = np.array(result.column("avg_channel_variance"))
+    res = np.array(result.column("residual_avg_channel_variance"))
+    stage = np.array([b.stage for b in result.blocks])
+    assert len(var) == 4 * 50
+    # Stages 0 and 1 run at 16 and 8 px; later ones at 4 and 2 px, where zero padding shrinks the 3x3
+    # conv's output (test_spp_paper.py's test_nf_scaled_ws_branch_decay_is_zero_padding).
+    for s in (0, 1):
+        v, r = var[stage == s], res[stage == s]
+        assert v[0] == pytest.approx(1 + 0.2**2 * r[0], rel=0.05)  # the reset (stage 0: unit stem output)
+        # + alpha^2 Var(f) per block (at 16 channels skip and branch are not quite uncorrelated: 15%)
+        assert np.polyfit(np.arange(50), v, 1)[0] == pytest.approx(0.2**2 * r.mean(), rel=0.15)
+        assert 0.85 < r[:10].mean() < 1.1, r[:10]  # unit-variance branch input: beta is right
+    assert var[stage == 0][-1] == pytest.approx(1 + 50 * 0.2**2, rel=0.1)
+
+
+@torch.no_grad()
+def test_bn_relu_conv_depth_600_branch_variance_068_and_linear_growth():
+    """Section 3: with BN-ReLU-Conv, Var(f_l) ~ 0.68 (= 1 - 1/pi) at every depth l of the 600, and the
+    variance grows by it at every block between transitions, where it resets."""
+    torch.manual_seed(0)
+    from nf_plugins.spp.reference_nets import preact_resnet
+
+    result = signal_propagation(preact_resnet(DEEP, "bn_act", widths=NARROW), img_size=32, batch_size=8)
+    var = np.array(result.column("avg_channel_variance"))
+    res = np.array(result.column("residual_avg_channel_variance"))
+    stage = np.array([b.stage for b in result.blocks])
+    assert res.mean() == pytest.approx(1 - 1 / math.pi, rel=0.05)
+    for s in range(4):
+        v, r = var[stage == s], res[stage == s]
+        assert np.polyfit(np.arange(50), v, 1)[0] == pytest.approx(r.mean(), rel=0.1)  # + Var(f) per block
+        assert v[0] < 0.1 * var[stage == s - 1][-1] if s else v[0] < 3  # reset at the transition

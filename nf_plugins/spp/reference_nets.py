@@ -142,16 +142,18 @@ class RefResNet(nn.Module):
         make_block: Callable[[int, int, int], nn.Module],
         pool: bool = True,
         stem_post: nn.Module | None = None,
+        widths: tuple[int, ...] = WIDTHS,
     ) -> None:
         super().__init__()
         n = blocks_per_stage(depth)
+        stem_chs = widths[0] // 4  # the paper's 64 for its 256-wide first stage
         self.stem = nn.Sequential(
-            he_conv(3, 64, 7, 2, rectified=False),
+            he_conv(3, stem_chs, 7, 2, rectified=False),
             stem_post or nn.Identity(),
             nn.MaxPool2d(3, 2, 1) if pool else nn.Identity(),
         )
-        stages, prev = [], 64
-        for out_chs, stride in zip(WIDTHS, STRIDES, strict=True):
+        stages, prev = [], stem_chs
+        for out_chs, stride in zip(widths, STRIDES, strict=True):
             stages.append(
                 nn.Sequential(
                     *(
@@ -185,10 +187,19 @@ def plain_nf_cfg(**kwargs) -> NfCfg:
 
 # ---- builders ------------------------------------------------------------------------------------
 def preact_resnet(
-    depth: int = 600, order: Order = "bn_act", act: str = "relu", pool: bool = True
+    depth: int = 600,
+    order: Order = "bn_act",
+    act: str = "relu",
+    pool: bool = True,
+    widths: tuple[int, ...] = WIDTHS,
 ) -> RefResNet:
-    """Pre-activation ResNetV2: BN-ReLU-Conv (``bn_act``), ReLU-BN-Conv (``act_bn``) or no norm (``act``)."""
-    return RefResNet(depth, lambda i, o, s: PreActBottleneckRef(i, o, s, order, act), pool=pool)
+    """Pre-activation ResNetV2: BN-ReLU-Conv (``bn_act``), ReLU-BN-Conv (``act_bn``) or no norm (``act``).
+
+    ``widths``: the 4 stages' output widths (the paper's by default; smaller ones for cheap tests).
+    """
+    return RefResNet(
+        depth, lambda i, o, s: PreActBottleneckRef(i, o, s, order, act), pool=pool, widths=widths
+    )
 
 
 def fixup_resnet(depth: int = 600) -> RefResNet:
@@ -217,6 +228,7 @@ def nf_resnet(
     gamma: float | None = None,
     se_gain: float | None = None,
     pool: bool = True,
+    widths: tuple[int, ...] = WIDTHS,
 ) -> NormFreeNet:
     """NF-ResNetV2 (our ``NormFreeNet``) with SkipInit gains set to 1.
 
@@ -224,11 +236,13 @@ def nf_resnet(
     sqrt(2)); ``se_gain`` adds squeeze-excite (ratio 1/4 of the bottleneck, 1/16 of the block width)
     with that output gain (2 is the NF correction, 1 the unmodified SE of figure 9). ``conv_type="he_init"``
     with ``act="identity"`` is figure 7's linear NF net: plain Gaussian weights of gain 1 (section 4.1).
+    ``widths``: the 4 stages' output widths (the paper's by default; smaller ones for cheap tests).
     """
     n = blocks_per_stage(depth)
     cfg = plain_nf_cfg(
         depths=(n,) * 4,
-        channels=WIDTHS,
+        channels=tuple(widths),
+        stem_chs=widths[0] // 4,
         alpha=alpha,
         conv_type=conv_type,
         act=act,
