@@ -3,13 +3,19 @@ appears complete or not at all, and a failure or kill mid-write leaves the previ
 
 One mechanism for all writers: a temp file in the target's folder (same file system, so the final
 ``os.replace`` is atomic), flushed to disk, given a normal file's mode, then renamed over the target.
+Folders (``atomic_output_dir``) are filled in a temp folder and renamed into place the same way; the
+result has the modes ``open()``/``mkdir()`` give under the umask (0644/0755 under umask 022), not
+``mkstemp``/``mkdtemp``'s private 0600/0700.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,3 +63,112 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:
     """Write ``text`` to ``path`` atomically; returns the path."""
     return atomic_write_bytes(path, text.encode(encoding))
+
+
+def check_output_file(path: str | os.PathLike) -> Path:
+    """Fail now, before any work, if ``path`` cannot be written: its folder is missing or unwritable,
+    or ``path`` is a folder. Probes by creating (and removing) a temp file next to it."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(
+            f"output {str(path)!r} is an existing folder; name a file (or remove the folder)"
+        )
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"output folder {str(path.parent)!r} does not exist; create it first")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
+    except OSError as e:
+        raise PermissionError(f"cannot write to output folder {str(path.parent)!r}: {e.strerror}") from e
+    os.close(fd)
+    os.unlink(probe)
+    return path
+
+
+def normal_modes(root: str | os.PathLike) -> None:
+    """Give ``root`` and all under it the modes ``open()``/``mkdir()`` give: 0666/0777 less the umask."""
+    mask = _umask()
+    for folder, _, files in os.walk(root):
+        os.chmod(folder, 0o777 & ~mask)
+        for name in files:
+            os.chmod(os.path.join(folder, name), 0o666 & ~mask)
+
+
+def _old_copies(path: Path) -> list[Path]:
+    """Hidden ``.<name>.old.*`` folders holding a previous ``path``, left by a swap that was cut short."""
+    pattern = os.path.join(glob.escape(str(path.parent)), f".{glob.escape(path.name)}.old.*")
+    return [Path(p) for p in glob.glob(pattern) if (Path(p) / path.name).is_dir()]
+
+
+def recover_dir_swap(path: str | os.PathLike) -> Path | None:
+    """Finish a folder swap killed between its two renames; returns the folder restored, if any.
+
+    ``atomic_output_dir`` moves the old folder to ``.<name>.old.*/<name>`` before renaming the new one
+    into place. Killed in between, ``path`` is missing: the newest old copy is moved back. Old copies
+    beside an existing ``path`` (killed after the second rename) are removed.
+    """
+    path = Path(path)
+    olds = sorted(_old_copies(path), key=lambda p: p.stat().st_mtime)
+    restored = None
+    if olds and not os.path.lexists(path):
+        restored = olds.pop()
+        os.replace(restored / path.name, path)
+        shutil.rmtree(restored, ignore_errors=True)
+        warnings.warn(
+            f"restored {path} from {restored}: an earlier write of it was killed mid-swap", stacklevel=2
+        )
+    for old in olds:
+        shutil.rmtree(old, ignore_errors=True)
+    return restored
+
+
+def check_output_dir(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Fail now, before any work, if folder ``path`` cannot be (re)written; repairs a cut-short swap first."""
+    path = Path(path)
+    recover_dir_swap(path)
+    if os.path.lexists(path):
+        if not overwrite:
+            raise FileExistsError(
+                f"{path} exists; choose another folder or pass overwrite=True (--overwrite)"
+            )
+        if not path.is_dir():
+            raise NotADirectoryError(f"{path} exists and is not a folder; remove it or choose another name")
+    parent = path.parent
+    while not parent.exists():  # the first existing ancestor must take the new folders
+        parent = parent.parent
+    if not parent.is_dir():
+        raise NotADirectoryError(f"cannot create {path}: {parent} is not a folder")
+    try:
+        shutil.rmtree(tempfile.mkdtemp(prefix=f".{path.name}.probe.", dir=parent))
+    except OSError as e:
+        raise PermissionError(
+            f"cannot write {path}: folder {str(parent)!r} is not writable ({e.strerror})"
+        ) from e
+    return path
+
+
+@contextlib.contextmanager
+def atomic_output_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temp folder to fill; on success it becomes ``path`` (an existing one replaced only if asked).
+
+    The swap is two renames (old folder aside, new one in); a kill between them is repaired by the
+    next ``atomic_output_dir``/``check_output_dir`` on the same path (``recover_dir_swap``). On any
+    exception the temp folder is removed and ``path`` is untouched.
+    """
+    path = Path(check_output_dir(path, overwrite))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp.", dir=path.parent))
+    try:
+        yield tmp
+        normal_modes(tmp)
+        if os.path.lexists(path):
+            if not overwrite:  # appeared while we were writing
+                raise FileExistsError(f"{path} exists; choose another folder or pass overwrite=True")
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+            os.replace(path, old / path.name)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -33,7 +33,18 @@ def main(argv: list[str] | None = None) -> int:
     onnx = sub.add_parser("export-onnx", help="export a model to ONNX with Scaled WS folded into plain convs")
     onnx.add_argument("model", help="registered model name, e.g. nf_regnet_b0")
     onnx.add_argument("--out", required=True, help="output .onnx path")
-    onnx.add_argument("--checkpoint", default=None, help="weights to load (safetensors or .pth state dict)")
+    onnx.add_argument(
+        "--checkpoint",
+        default=None,
+        help="weights: a training checkpoint of train_imagenet.py (model and classes from it) or a "
+        "safetensors/.pth state dict",
+    )
+    onnx.add_argument(
+        "--weights",
+        choices=("ema", "model"),
+        default="ema",
+        help="from a training checkpoint: EMA (default, as export_hub.py and the paper) or the raw weights",
+    )
     onnx.add_argument("--num-classes", type=int, default=1000)
     onnx.add_argument("--img-size", type=int, default=None, help="default: the model's test resolution")
     args = parser.parse_args(argv)
@@ -42,11 +53,18 @@ def main(argv: list[str] | None = None) -> int:
 
         run_spp(args, spp)
     if args.command == "export-onnx":
-        from .deploy import export_onnx
+        from .deploy import check_onnx_output, export_onnx
+        from .hub.checkpoint import is_training_checkpoint, model_from_training_checkpoint
         from .models import create_model
 
-        kwargs = {"checkpoint_path": args.checkpoint} if args.checkpoint else {}
-        model = create_model(args.model, num_classes=args.num_classes, **kwargs)
+        check_onnx_output(args.out)  # before building the model and reading weights
+        if args.checkpoint and is_training_checkpoint(args.checkpoint):
+            model, state = model_from_training_checkpoint(args.checkpoint, weights=args.weights)
+            if state["model_name"] != args.model:
+                parser.error(f"--checkpoint holds {state['model_name']}, not {args.model}")
+        else:
+            kwargs = {"checkpoint_path": args.checkpoint} if args.checkpoint else {}
+            model = create_model(args.model, num_classes=args.num_classes, **kwargs)
         size = (
             args.img_size
             or (model.pretrained_cfg.get("test_input_size") or model.pretrained_cfg["input_size"])[-1]

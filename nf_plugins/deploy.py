@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .atomic import atomic_output
+from .atomic import atomic_output, check_output_file
 from .layers import ScaledStdConv2d
 
 
@@ -43,6 +43,23 @@ def fold_scaled_ws(model: nn.Module) -> nn.Module:
     return folded
 
 
+# The smallest image the models take (``check_image_batch``'s 32 px: below it the stride-32 stage has
+# no pixel). The traced ONNX graph has no such check, so the contract travels as graph metadata.
+MIN_INPUT_SIZE = 32
+
+
+def check_onnx_output(path: str | os.PathLike) -> Path:
+    """An ``.onnx`` path in an existing, writable folder, and not a folder itself: checked before work."""
+    path = Path(path)
+    if path.suffix != ".onnx":
+        raise ValueError(f"ONNX output path must end in .onnx, got {str(path)!r}")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(
+            f"folder {str(path.parent)!r} for the ONNX file does not exist; create it first"
+        )
+    return check_output_file(path)
+
+
 def export_onnx(
     model: nn.Module,
     path: str | os.PathLike,
@@ -53,17 +70,14 @@ def export_onnx(
     """Export ``model`` with Scaled WS folded to an ONNX file (written atomically); returns the path.
 
     Uses the TorchScript-based exporter (``dynamo=False``): NF models trace to a static conv graph.
-    ``dynamic`` makes batch, height and width dynamic axes.
+    ``dynamic`` makes batch, height and width dynamic axes. Input contract (the graph itself does not
+    check it, unlike the PyTorch model): float32 NCHW, normalized as the model's ``pretrained_cfg``
+    says, H and W at least ``MIN_INPUT_SIZE`` (32); smaller inputs give a meaningless output instead of
+    an error. It is stored in the file's ``metadata_props`` (``min_input_size``, ``input_contract``).
     """
-    path = Path(path)
-    if path.suffix != ".onnx":
-        raise ValueError(f"ONNX output path must end in .onnx, got {str(path)!r}")
+    path = check_onnx_output(path)
     if len(input_size) != 3 or min(input_size) < 1:
         raise ValueError(f"input_size must be (C, H, W) with positive entries, got {input_size!r}")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(
-            f"folder {str(path.parent)!r} for the ONNX file does not exist; create it first"
-        )
     folded = fold_scaled_ws(model)
     x = torch.randn(1, *input_size)
     axes = {"input": {0: "batch", 2: "height", 3: "width"}, "logits": {0: "batch"}} if dynamic else None
@@ -75,4 +89,21 @@ def export_onnx(
             folded, (x,), str(tmp), dynamo=False, opset_version=opset,
             input_names=["input"], output_names=["logits"], dynamic_axes=axes,
         )  # fmt: skip
+        _add_input_contract(tmp)
     return path
+
+
+def _add_input_contract(path: Path) -> None:
+    """Write the input contract into the ONNX file's metadata (runtimes expose ``metadata_props``)."""
+    import onnx
+
+    graph = onnx.load(str(path))
+    contract = {
+        "min_input_size": str(MIN_INPUT_SIZE),
+        "input_contract": f"float32 NCHW, H and W >= {MIN_INPUT_SIZE}; smaller inputs are not checked and "
+        "give meaningless logits",
+    }
+    for key, value in contract.items():
+        entry = graph.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(graph, str(path))

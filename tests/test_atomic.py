@@ -10,7 +10,13 @@ import time
 
 import pytest
 
-from nf_plugins.atomic import atomic_output, atomic_write_bytes
+from nf_plugins.atomic import (
+    atomic_output,
+    atomic_output_dir,
+    atomic_write_bytes,
+    check_output_dir,
+    recover_dir_swap,
+)
 
 # Writes 200 MiB through atomic_output in 1 MiB chunks with pauses, so the parent can kill it mid-write.
 _WRITER = r"""
@@ -64,3 +70,102 @@ def test_missing_folder_is_created_or_refused(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"output folder '.*nope' does not exist; create it first"):
         with atomic_output(tmp_path / "nope" / "x.png", make_dirs=False):
             pass
+
+
+# ---- folders: modes under the umask, and a swap cut short between its two renames ----------------------
+
+
+@pytest.fixture
+def umask_022():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def test_exported_folder_and_files_get_normal_modes_under_umask_022(tmp_path, umask_022):
+    """mkdtemp's 0700 and safetensors' 0600 used to reach the result: others could not read an export."""
+    import timm
+
+    from nf_plugins.hub import export_for_hub
+
+    folder = export_for_hub(
+        timm.create_model("nf_regnet_b0", num_classes=2), tmp_path / "b0", compute_macs=False
+    )
+    assert folder.stat().st_mode & 0o777 == 0o755  # what mkdir() gives under umask 022
+    assert {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()} == {
+        "model.safetensors": 0o644,
+        "config.json": 0o644,
+        "README.md": 0o644,
+    }  # what open() gives under umask 022
+
+
+def test_atomic_output_dir_gives_subfolders_the_umask_modes(tmp_path, umask_022):
+    with atomic_output_dir(tmp_path / "out") as tmp:
+        os.mkdir(tmp / "sub", mode=0o700)
+        fd = os.open(tmp / "sub" / "w.bin", os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)
+    assert [(tmp_path / p).stat().st_mode & 0o777 for p in ("out", "out/sub", "out/sub/w.bin")] == [
+        0o755,
+        0o755,
+        0o644,
+    ]
+
+
+# Replaces folder argv[1] with a new one through atomic_output_dir, but dies (os._exit: no cleanup, as
+# kill -9) at the second os.replace: the old folder has been moved aside, the new one not yet moved in.
+# atomic.py is loaded from its file so the child does not import torch.
+_SWAP_KILLER = r"""
+import importlib.util, os, sys
+spec = importlib.util.spec_from_file_location("atomic", sys.argv[2])
+atomic = importlib.util.module_from_spec(spec); spec.loader.exec_module(atomic)
+calls = []
+real_replace = os.replace
+def replace(src, dst):
+    calls.append(dst)
+    if len(calls) == int(sys.argv[3]):
+        os._exit(9)
+    real_replace(src, dst)
+atomic.os.replace = replace
+with atomic.atomic_output_dir(sys.argv[1], overwrite=True) as tmp:
+    (tmp / "weights.txt").write_text("new")
+"""
+
+
+def _kill_swap(target, at_call: int) -> None:
+    import nf_plugins.atomic
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _SWAP_KILLER, str(target), nf_plugins.atomic.__file__, str(at_call)]
+    )
+    assert proc.returncode == 9
+
+
+def test_overwrite_killed_between_its_renames_is_restored_by_the_next_run(tmp_path):
+    target = tmp_path / "export"
+    target.mkdir()
+    (target / "weights.txt").write_text("old")
+    _kill_swap(target, at_call=2)
+    # the simulated kill hit the window: no folder under the name, the old export under a hidden one
+    assert not target.exists()
+    assert [p.name for p in tmp_path.glob(".export.old.*/export")] == ["export"]
+
+    with pytest.warns(UserWarning, match="restored .*export from .*killed mid-swap"):
+        with pytest.raises(FileExistsError, match="overwrite=True"):
+            check_output_dir(target)  # the next run (without --overwrite) finds it and puts it back
+    assert (target / "weights.txt").read_text() == "old"
+    assert not list(tmp_path.glob(".export.old.*"))
+
+    with atomic_output_dir(target, overwrite=True) as tmp:  # and a real overwrite then works
+        (tmp / "weights.txt").write_text("new")
+    assert (target / "weights.txt").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".export.tmp.")) == ["export"]
+
+
+def test_old_copy_left_beside_a_complete_folder_is_dropped(tmp_path):
+    """A kill after the second rename (before the old copy's rmtree) leaves a complete folder: keep it."""
+    target = tmp_path / "export"
+    with atomic_output_dir(target) as tmp:
+        (tmp / "weights.txt").write_text("new")
+    (tmp_path / ".export.old.abc" / "export").mkdir(parents=True)
+    assert recover_dir_swap(target) is None
+    assert (target / "weights.txt").read_text() == "new" and not list(tmp_path.glob(".export.old.*"))

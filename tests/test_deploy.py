@@ -44,6 +44,15 @@ def test_onnx_export_matches_pytorch(name, tmp_path):
             ref = model(x).numpy()
         out = session.run(None, {"input": x.numpy()})[0]
         assert np.abs(out - ref).max() <= 1e-4
+    # the graph does not check the input size (16 px runs in onnxruntime, PyTorch refuses it), so the
+    # file states the contract; its value is PyTorch's own limit: 32 px runs, 31 px is refused
+    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert meta["min_input_size"] == "32" and "H and W >= 32" in meta["input_contract"]
+    assert session.run(None, {"input": np.zeros((1, 3, 16, 16), np.float32)})[0].shape == (1, 10)
+    with torch.no_grad():
+        model(torch.zeros(1, 3, 32, 32))
+        with pytest.raises(ValueError, match="31x31 is too small"):
+            model(torch.zeros(1, 3, 31, 31))
 
 
 def test_export_rejects_bad_path(tmp_path):

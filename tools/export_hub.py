@@ -4,20 +4,25 @@
     python tools/export_hub.py runs/b0/last.pth --out hub/nf_regnet_b0.nf_in1k --tag nf_in1k \\
         --results results.json --push my-org/nf_regnet_b0.nf_in1k
     python tools/export_hub.py nf_regnet_b0 --out hub/b0   # a (random-init) registered model
+    python tools/export_hub.py local-dir:hub/b0 --out hub/b0_v2 --tag v2   # re-export an export
 
 The folder holds model.safetensors, config.json and a model card README.md. Load it back with
 ``timm.create_model("local-dir:<out>", pretrained=True)`` or ``"hf-hub:<repo>"`` after ``import nf_plugins``.
 ``--push`` uses the token from ``--token``, ``HF_TOKEN`` or ``hf auth login``.
+From a training checkpoint the EMA weights are exported (``--weights ema``, the default, as the paper
+reports them); ``--weights model`` exports the raw weights. ``tools/export_onnx.py`` uses the same default.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import nf_plugins  # noqa: F401  (registers the paper's models)
+from nf_plugins.atomic import check_output_dir
 from nf_plugins.hub import (
     export_for_hub,
     model_from_training_checkpoint,
@@ -46,12 +51,50 @@ _RECIPE_KEYS = (
 
 
 def _read_results(path: Path | None) -> dict[str, Any] | None:
+    """The ``--results`` metrics, checked before any work: a JSON object of finite numbers or strings."""
     if path is None:
         return None
-    results = json.loads(Path(path).read_text())
+    if not path.is_file():
+        raise FileNotFoundError(f"--results {str(path)!r} does not exist or is not a file")
+    example = '{"top1": 76.8}'
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"--results {str(path)!r} is not valid JSON ({e}); expected e.g. {example}") from e
     if not isinstance(results, dict):
-        raise ValueError(f'{path} must hold a JSON object of metric: value, e.g. {{"top1": 76.8}}')
+        raise ValueError(f"--results {str(path)!r} must hold a JSON object of metric: value, e.g. {example}")
+    for key, value in results.items():
+        ok = isinstance(value, str) or (
+            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        )
+        if not ok:
+            raise ValueError(
+                f"--results {str(path)!r}: {key!r} is {value!r}; "
+                "each metric must be a finite number or a string"
+            )
     return results
+
+
+def _source_kind(source: str) -> str:
+    """``checkpoint``, ``local-dir`` or ``name``; refuses sources that would be exported wrongly."""
+    if source.startswith("hf-hub:"):
+        raise ValueError(
+            f"{source!r}: export_hub.py exports local weights and never looks up the Hub; download the "
+            "repo first (hf download ORG/REPO --local-dir DIR) and pass local-dir:DIR"
+        )
+    if source.startswith("local-dir:"):
+        return "local-dir"
+    path = Path(source)
+    if path.is_dir():
+        if (path / "config.json").is_file():
+            raise ValueError(
+                f"{source!r} is an exported folder, not a training checkpoint; to re-export its weights "
+                f"pass local-dir:{source}"
+            )
+        raise IsADirectoryError(f"{source!r} is a folder, not a training checkpoint (.pth) or a model name")
+    if path.suffix in (".pth", ".pt") or path.is_file():
+        return "checkpoint"
+    return "name"
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -61,7 +104,12 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("source", help="training checkpoint (.pth from train_imagenet.py) or a model name")
     parser.add_argument("--out", required=True, type=Path, help="folder to write (must not exist)")
     parser.add_argument("--tag", default="custom", help="pretrained tag, e.g. nf_in1k")
-    parser.add_argument("--weights", choices=("ema", "model"), default="ema", help="from a checkpoint")
+    parser.add_argument(
+        "--weights",
+        choices=("ema", "model"),
+        default="ema",
+        help="from a training checkpoint: EMA (default, as the paper reports) or the raw weights",
+    )
     parser.add_argument("--results", type=Path, help="JSON object of metrics for the model card")
     parser.add_argument(
         "--dataset", action="append", default=[], help="dataset id(s) for the card, e.g. imagenet-1k"
@@ -72,24 +120,27 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--private", action="store_true")
     parser.add_argument("--token", help="Hub token (default: HF_TOKEN or the stored login)")
     args = parser.parse_args(argv)
+    # every argument and the output folder are checked before any weights are read
     if args.push:
-        validate_repo_id(args.push)  # before any work
+        validate_repo_id(args.push)
+    results = _read_results(args.results)
+    kind = _source_kind(args.source)
+    check_output_dir(args.out, args.overwrite)
 
     recipe = None
-    source = Path(args.source)
-    if source.suffix in (".pth", ".pt") or source.is_file():
-        model, state = model_from_training_checkpoint(source, weights=args.weights)
+    if kind == "checkpoint":
+        model, state = model_from_training_checkpoint(args.source, weights=args.weights)
         cfg = state.get("config") or {}
         recipe = {k: cfg[k] for k in _RECIPE_KEYS if k in cfg}
         recipe.update(weights=args.weights, steps=state["step"], epochs_done=state["epoch"])
-    else:
-        model = create_model(args.source).eval()
+    else:  # a local-dir: export keeps its weights; a bare name is a random-init model
+        model = create_model(args.source, pretrained=kind == "local-dir").eval()
     folder = export_for_hub(
         model,
         args.out,
         tag=args.tag,
         recipe=recipe,
-        results=_read_results(args.results),
+        results=results,
         repo_id=args.push,
         datasets=tuple(args.dataset),
         compute_macs=not args.no_macs,

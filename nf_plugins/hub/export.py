@@ -9,10 +9,7 @@ verified folder as is, rather than re-serializing the model as ``timm.models.pus
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +19,7 @@ from huggingface_hub.utils import HFValidationError
 from huggingface_hub.utils import validate_repo_id as _hf_validate_repo_id
 from timm.models import is_model, save_for_hf
 
+from ..atomic import atomic_output_dir, check_output_dir
 from ..models import PAPER_MODELS, timm_weight_tags
 from ..models.complexity import count_macs, count_params
 from .model_card import model_card
@@ -57,21 +55,6 @@ def validate_tag(tag: str, architecture: str) -> str:
     return tag
 
 
-def _replace_dir(tmp: Path, out_dir: Path, overwrite: bool) -> None:
-    """Move the finished ``tmp`` folder to ``out_dir``; an existing one is only replaced if asked."""
-    if out_dir.exists():
-        if not overwrite:
-            raise FileExistsError(f"{out_dir} exists; choose another folder or pass overwrite=True")
-        if not out_dir.is_dir():
-            raise NotADirectoryError(f"{out_dir} exists and is not a folder")
-        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))
-        os.replace(out_dir, old / out_dir.name)
-        os.replace(tmp, out_dir)
-        shutil.rmtree(old)
-    else:
-        os.replace(tmp, out_dir)
-
-
 def export_for_hub(
     model: torch.nn.Module,
     out_dir: str | Path,
@@ -104,8 +87,7 @@ def export_for_hub(
     validate_tag(tag, architecture)
     if repo_id is not None:
         validate_repo_id(repo_id)
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    out_dir = check_output_dir(out_dir, overwrite)  # before counting MACs: fail fast on a bad --out
 
     input_size = tuple(cfg.get("input_size", (3, 224, 224)))
     test_size = tuple(cfg.get("test_input_size") or input_size)
@@ -122,14 +104,9 @@ def export_for_hub(
         repo_id=repo_id,
         datasets=datasets,
     )
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp.", dir=out_dir.parent))
-    try:
+    with atomic_output_dir(out_dir, overwrite) as tmp:
         save_for_hf(model, tmp, model_config={"pretrained_cfg": {"tag": tag}}, safe_serialization=True)
         (tmp / "README.md").write_text(card, encoding="utf-8")
-        _replace_dir(tmp, out_dir, overwrite)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir
 
 

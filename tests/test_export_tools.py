@@ -1,0 +1,172 @@
+"""tools/export_onnx.py and tools/export_hub.py: arguments and outputs checked before any work.
+
+"Before any work" is proven by making the work itself fail the test: ``create_model`` and the
+checkpoint loader are replaced by functions that raise, so an error that comes from them means the
+output was checked too late.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import safetensors.torch
+import timm
+import torch
+
+import nf_plugins.deploy
+import nf_plugins.hub
+import nf_plugins.models
+from nf_plugins.cli import main as cli_main
+from nf_plugins.hub import export_for_hub
+from nf_plugins.hub.checkpoint import save_training_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_tool(name: str):
+    spec = importlib.util.spec_from_file_location(f"tool_{name}", ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+export_hub = _load_tool("export_hub")
+
+
+class _NoWork(AssertionError):
+    pass
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Any model building or weight reading fails the test: the tools must stop before it."""
+
+    def refuse(*args, **kwargs):
+        raise _NoWork("expensive work started before the arguments/outputs were checked")
+
+    monkeypatch.setattr(nf_plugins.models, "create_model", refuse)
+    monkeypatch.setattr(export_hub, "create_model", refuse)
+    monkeypatch.setattr(export_hub, "model_from_training_checkpoint", refuse)
+    monkeypatch.setattr(nf_plugins.hub.checkpoint, "model_from_training_checkpoint", refuse)
+
+
+@pytest.fixture
+def unwritable(tmp_path) -> Path:
+    """A folder nobody may create files in: a 0555 folder, or (root ignores modes) sysfs."""
+    if os.geteuid() != 0:
+        folder = tmp_path / "read_only"
+        folder.mkdir(mode=0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    try:
+        tempfile.mkdtemp(dir="/sys")
+    except OSError:
+        yield Path("/sys")
+    else:
+        pytest.skip("running as root without a read-only folder to write to")
+
+
+def _entries(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir()}
+
+
+def test_export_onnx_unwritable_output_fails_fast_leaving_nothing(unwritable, no_work):
+    before = _entries(unwritable)
+    start = time.perf_counter()
+    with pytest.raises(PermissionError, match=rf"cannot write to output folder '{unwritable}'"):
+        cli_main(["export-onnx", "nf_regnet_b0", "--out", str(unwritable / "b0.onnx")])
+    assert time.perf_counter() - start < 2
+    assert _entries(unwritable) == before
+
+
+def test_export_onnx_output_that_is_a_folder_is_named_before_work(tmp_path, no_work):
+    (tmp_path / "x.onnx").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"output '.*x.onnx' is an existing folder; name a file"):
+        cli_main(["export-onnx", "nf_regnet_b0", "--out", str(tmp_path / "x.onnx")])
+    assert _entries(tmp_path) == {"x.onnx"} and not list((tmp_path / "x.onnx").iterdir())
+
+
+def test_export_hub_unwritable_output_fails_fast_leaving_nothing(unwritable, no_work):
+    before = _entries(unwritable)
+    start = time.perf_counter()
+    with pytest.raises(
+        PermissionError, match=rf"cannot write .*hub_b0: folder '{unwritable}' is not writable"
+    ):
+        export_hub.main(["nf_regnet_b0", "--out", str(unwritable / "hub_b0")])
+    assert time.perf_counter() - start < 2
+    assert _entries(unwritable) == before
+
+
+@pytest.mark.parametrize(
+    "content, msg",
+    [
+        ("{top1: 76.8", r"is not valid JSON \(Expecting property name"),
+        ('{"top1": NaN}', r"'top1' is nan; each metric must be a finite number or a string"),
+        ('{"top1": [76.8]}', r"'top1' is \[76.8\]; each metric must be"),
+        ("[76.8]", r"must hold a JSON object of metric: value"),
+    ],
+    ids=["malformed", "nan", "list_value", "list"],
+)
+def test_export_hub_bad_results_named_before_work(tmp_path, no_work, content, msg):
+    results = tmp_path / "results.json"
+    results.write_text(content)
+    with pytest.raises(ValueError, match=rf"--results '{results}'.*{msg}"):
+        export_hub.main(["nf_regnet_b0", "--out", str(tmp_path / "out"), "--results", str(results)])
+    assert not (tmp_path / "out").exists()
+
+
+def test_export_hub_refuses_hub_sources_and_export_folders(tmp_path, no_work, monkeypatch):
+    import huggingface_hub
+
+    def offline(*args, **kwargs):
+        raise AssertionError("network lookup")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline)
+    with pytest.raises(ValueError, match=r"never looks up the Hub; .*hf download ORG/REPO --local-dir DIR"):
+        export_hub.main(["hf-hub:org/nf_regnet_b0", "--out", str(tmp_path / "out")])
+    exported = tmp_path / "exported"
+    exported.mkdir()
+    (exported / "config.json").write_text("{}")
+    with pytest.raises(
+        ValueError, match=rf"is an exported folder, not a training checkpoint; .*local-dir:{exported}"
+    ):
+        export_hub.main([str(exported), "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
+
+
+def test_export_hub_local_dir_source_keeps_its_weights(tmp_path):
+    """A local-dir: source used to be built without pretrained=True: its export held random weights."""
+    model = timm.create_model("nf_regnet_b0", num_classes=3)
+    with torch.no_grad():
+        model.get_classifier().weight.normal_()  # zero at init: make the weights tell apart
+    first = export_for_hub(model, tmp_path / "first", compute_macs=False)
+    second = export_hub.main([f"local-dir:{first}", "--out", str(tmp_path / "second"), "--no-macs"])
+    a = safetensors.torch.load_file(first / "model.safetensors")
+    b = safetensors.torch.load_file(second / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_export_onnx_checkpoint_exports_ema_like_export_hub(tmp_path, monkeypatch):
+    """Both tools take a training checkpoint's EMA weights by default and the raw ones on request."""
+    raw = timm.create_model("nf_regnet_b0", num_classes=3).state_dict()
+    ema = {k: v + 1 if v.is_floating_point() else v for k, v in raw.items()}
+    path = tmp_path / "last.pth"
+    state = dict(model_name="nf_regnet_b0", model_kwargs={"num_classes": 3}, model=raw, ema=ema, step=5)
+    save_training_checkpoint({**state, "epoch": 1}, path)
+    seen = []
+    monkeypatch.setattr(nf_plugins.deploy, "export_onnx", lambda model, out, **kw: seen.append(model) or out)
+    for weights, expected in ((None, ema), ("model", raw), ("ema", ema)):
+        extra = ["--weights", weights] if weights else []
+        onnx_args = ["nf_regnet_b0", "--out", str(tmp_path / "m.onnx"), "--num-classes", "3"]
+        cli_main(["export-onnx", *onnx_args, "--checkpoint", str(path), *extra])
+        got = seen[-1].state_dict()
+        assert all(torch.equal(got[k], v) for k, v in expected.items()), weights
+        hub = export_hub.main([str(path), "--out", str(tmp_path / f"hub_{weights}"), "--no-macs", *extra])
+        exported = safetensors.torch.load_file(hub / "model.safetensors")
+        assert all(torch.equal(exported[k], v) for k, v in expected.items()), weights
