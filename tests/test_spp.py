@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import time
 
 import numpy as np
 import pytest
@@ -161,6 +163,113 @@ def test_cli_timm_models_and_bad_names(tmp_path, capsys):
         cli_main(["spp", "--figure", "2", "--depth", "50", "--out", str(tmp_path / "c.png")])
     assert "multiple of 12" in capsys.readouterr().err
     assert not (tmp_path / "b.png").exists() and not (tmp_path / "c.png").exists()
+
+
+# ---- the CLI checks its arguments and outputs before any network runs (issue 15) ---------------------
+
+SMALL = ["--depth", "12", "--img-size", "32", "--batch-size", "2", "--no-progress"]
+
+
+@pytest.fixture
+def no_run(monkeypatch):
+    """Fail the test as soon as a network would run: refusals must come first."""
+    from nf_plugins.spp import cli
+
+    def ran(*_a, **_k):
+        raise AssertionError("the SPP ran before its arguments were refused")
+
+    monkeypatch.setattr(cli, "signal_propagation", ran)
+
+
+@pytest.mark.parametrize(("model", "size"), [("nf_resnet26", 8), ("BN-ReLU-Conv", 16), ("NF, Scaled WS", 31)])
+def test_cli_img_size_below_32_is_refused(tmp_path, capsys, no_run, model, size):
+    """Every net downsamples by 32; --img-size 8 used to pass the tool's own check (>= 8)."""
+    with pytest.raises(SystemExit) as info:
+        cli_main(["spp", model, "--depth", "12", "--img-size", str(size), "--out", str(tmp_path / "s.png")])
+    assert info.value.code == 2
+    assert f"--img-size must be >= 32, got {size}: the networks downsample by 32" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("model", ["BN-ReLU-Conv", "resnet18", "Linear, BN"])
+def test_cli_batch_1_with_batchnorm_is_refused(tmp_path, capsys, no_run, model):
+    """BatchNorm on one image's statistics is per-image normalisation (and torch fails on a 1x1 map, which
+    32 px gives): refused with the fix, before any network runs."""
+    argv = ["spp", model, "--depth", "12", "--img-size", "32", "--batch-size", "1", "--no-progress"]
+    with pytest.raises(SystemExit) as info:
+        cli_main([*argv, "--out", str(tmp_path / "s.png")])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"--batch-size 1 with BatchNorm models ['{model}']" in err and "use --batch-size 2 or more" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_batch_1_without_batchnorm_runs(tmp_path):
+    argv = ["spp", "NF, Scaled WS", "--depth", "12", "--img-size", "32", "--batch-size", "1", "--no-progress"]
+    assert cli_main([*argv, "--out", str(tmp_path / "s.png"), "--json", str(tmp_path / "s.json")]) == 0
+    assert len(read_json(tmp_path / "s.json")[0].blocks) == 4
+
+
+def _unwritable(tmp_path, case: str, name: str) -> str:
+    if case == "parent_is_a_file":
+        (tmp_path / "file").write_text("x")
+        return str(tmp_path / "file" / name)
+    if case == "path_is_a_folder":
+        (tmp_path / name).mkdir()
+        return str(tmp_path / name)
+    if case == "missing_folder":
+        return str(tmp_path / "missing" / name)
+    if os.geteuid() == 0:
+        pytest.skip("root writes into read-only folders")
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "ro").chmod(0o555)
+    return str(tmp_path / "ro" / name)
+
+
+@pytest.mark.parametrize("flag", ["--out", "--json"])
+@pytest.mark.parametrize(
+    "case", ["parent_is_a_file", "path_is_a_folder", "missing_folder", "read_only_folder"]
+)
+def test_cli_unwritable_output_fails_in_under_2_s_and_leaves_nothing(tmp_path, capsys, no_run, case, flag):
+    """Before: found only after the run, and with a bad --json the plot was left behind alone."""
+    bad = _unwritable(tmp_path, case, "s.png" if flag == "--out" else "s.json")
+    good = str(tmp_path / ("s.json" if flag == "--out" else "s.png"))
+    other = "--json" if flag == "--out" else "--out"
+    before = sorted(tmp_path.rglob("*"))
+    start = time.perf_counter()
+    with pytest.raises(SystemExit) as info:
+        cli_main(["spp", "NF, Scaled WS", *SMALL, flag, bad, other, good])
+    assert time.perf_counter() - start < 2.0
+    assert info.value.code == 2 and bad in capsys.readouterr().err
+    assert sorted(tmp_path.rglob("*")) == before  # no plot, no JSON, no probe or temp file
+
+
+def test_cli_refuses_a_plot_format_matplotlib_cannot_write(tmp_path, capsys, no_run):
+    with pytest.raises(SystemExit):
+        cli_main(["spp", "NF, Scaled WS", *SMALL, "--out", str(tmp_path / "s.xyz")])
+    assert "matplotlib cannot write .xyz" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_write_failing_after_the_run_changes_neither_output(tmp_path, monkeypatch):
+    """Plot and JSON are renamed into place together: when the JSON cannot be written after the run (its
+    path turned into a folder meanwhile), the previous plot is untouched and no temp file is left."""
+    from nf_plugins.spp import cli
+
+    out, js = tmp_path / "s.png", tmp_path / "s.json"
+    out.write_bytes(b"previous plot")
+    real = cli.signal_propagation
+
+    def run_then_break_the_json_path(*args, **kwargs):
+        result = real(*args, **kwargs)
+        js.mkdir()
+        return result
+
+    monkeypatch.setattr(cli, "signal_propagation", run_then_break_the_json_path)
+    with pytest.raises(IsADirectoryError):
+        cli_main(["spp", "NF, Scaled WS", *SMALL, "--out", str(out), "--json", str(js)])
+    assert out.read_bytes() == b"previous plot"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.json", "s.png"] and not any(js.iterdir())
 
 
 def test_cli_skip_gain_turns_the_residual_branches_on(tmp_path, capsys):

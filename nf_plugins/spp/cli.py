@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
+from ..atomic import atomic_output
+from ..outputs import check_output_file
 from .adapters import find_blocks
 from .plot import plot_spp, read_json, write_json
 from .reference_nets import FIGURES, REFERENCE_NETS, blocks_per_stage, build_reference
 from .stats import SppResult, signal_propagation
 
 FIGURE_IMG_SIZE = 512  # the paper's figure 1 resolution
+# Every network here downsamples by 32 (stem 4, three stride-2 stages): below 32 px the last stages run on
+# a single zero-padded pixel, and the NF models refuse such inputs.
+MIN_IMG_SIZE = 32
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -114,10 +123,14 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[SppRe
         parser.error("give either MODEL names or --figure N, not both")
     if args.figure is None and not args.models and not args.from_json:
         parser.error("give at least one MODEL name or --figure N")
-    if (args.batch_size is not None and args.batch_size < 1) or (
-        args.img_size is not None and args.img_size < 8
-    ):
-        parser.error("--batch-size must be >= 1 and --img-size >= 8")
+    if args.batch_size is not None and args.batch_size < 1:
+        parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.img_size is not None and args.img_size < MIN_IMG_SIZE:
+        parser.error(
+            f"--img-size must be >= {MIN_IMG_SIZE}, got {args.img_size}: the networks downsample by 32, so "
+            f"smaller images leave less than one pixel for the last stage (the paper's figures use 512)"
+        )
+    check_outputs(args, parser)
     names, log_scale, title = (list(args.models), args.log_scale, None)
     if args.figure is not None:
         fig_names, fig_log, title = FIGURES[args.figure]
@@ -136,6 +149,16 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[SppRe
         builders = [(n, *_builder(n, args.depth, args.seed)) for n in names]
     except ValueError as e:
         parser.error(str(e))
+    if batch_size == 1:
+        build_of = {n: build for n, build, _ in builders}
+        with_bn = [n for n in names if has_batchnorm(n, args.depth, build_of)]
+        if with_bn:
+            parser.error(
+                f"--batch-size 1 with BatchNorm models {with_bn}: the SPP runs BatchNorm on the batch's "
+                "statistics (the network at initialisation), and one image turns that into per-image "
+                "normalisation, a different network (with a 1x1 feature map torch fails: one value per "
+                "channel); use --batch-size 2 or more (default 8)"
+            )
     dtype = getattr(torch, args.dtype)
     results = []
     for name, build, default_size in builders:
@@ -167,13 +190,54 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[SppRe
     return _write(results, args, log_scale, title)
 
 
+def has_batchnorm(name: str, depth: int, builders: dict[str, Callable[[], nn.Module]]) -> bool:
+    """Whether ``name``'s network has BatchNorm layers; a reference net is built on the meta device for it
+    (no memory, no weights), a timm model is already built."""
+    if name in REFERENCE_NETS:
+        with torch.device("meta"):
+            model = build_reference(name, depth)
+    else:
+        model = builders[name]()
+    return any(isinstance(m, _BatchNorm) for m in model.modules())
+
+
+def check_outputs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Refuse --out/--json paths that cannot be written, before any network runs (a figure takes minutes)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    formats = Figure().canvas.get_supported_filetypes()
+    suffix = Path(args.out).suffix.lstrip(".").lower()
+    if suffix and suffix not in formats:
+        parser.error(f"--out {args.out!r}: matplotlib cannot write .{suffix}; use one of {sorted(formats)}")
+    outputs = [("--out", args.out)] + ([("--json", args.json)] if args.json else [])
+    if args.json and os.path.abspath(args.json) == os.path.abspath(args.out):
+        parser.error(f"--out and --json are the same file {args.out!r}; give two paths")
+    for flag, path in outputs:
+        folder = Path(path).parent
+        if not folder.is_dir():  # as atomic_output(make_dirs=False): a typo must not create a tree
+            parser.error(f"{flag} {path!r}: folder {str(folder)!r} does not exist; create it first")
+        try:
+            check_output_file(path, flag)
+        except OSError as e:
+            parser.error(str(e))
+
+
 def _write(
     results: list[SppResult], args: argparse.Namespace, log_scale: bool, title: str | None
 ) -> list[SppResult]:
-    path = plot_spp(results, args.out, log_scale=log_scale, title=title)
-    print(f"wrote {path}")
+    """Write the plot and the JSON together: both appear, or (on any error) neither changes."""
+    with contextlib.ExitStack() as stack:  # each renamed into place only once both are written
+        plot_tmp = stack.enter_context(atomic_output(args.out, make_dirs=False))
+        json_tmp = stack.enter_context(atomic_output(args.json, make_dirs=False)) if args.json else None
+        plot_spp(results, plot_tmp, log_scale=log_scale, title=title)
+        if json_tmp is not None:
+            write_json(results, json_tmp)
+    print(f"wrote {args.out}")
     if args.json:
-        print(f"wrote {write_json(results, args.json)}")
+        print(f"wrote {args.json}")
     return results
 
 
