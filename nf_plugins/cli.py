@@ -12,20 +12,9 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="model table against the paper, and a forward pass of every model")
     demo.add_argument("--models", nargs="*", default=None, help="subset of the paper models")
     bench = sub.add_parser("bench", help="side-by-side speed/memory benchmark (JSON + markdown ratios)")
-    bench.add_argument("--quick", action="store_true", help="the short suite (< 3 min on 2 CPU cores)")
-    bench.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    bench.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
-    bench.add_argument("--reps", type=int, default=3, help="interleaved repetitions (median reported)")
-    bench.add_argument("--train-px", type=int, default=128, help="training resolution of the ResNet suites")
-    bench.add_argument("--infer-px", type=int, default=224, help="inference resolution")
-    bench.add_argument(
-        "--suites",
-        nargs="*",
-        default=None,
-        help="subset: vs_bn vs_effnet vs_timm_own_train vs_timm_own_infer folded scaling memory gpu",
-    )
-    bench.add_argument("--json", default="benchmark.json", help="output JSON path")
-    bench.add_argument("--md", default="benchmark.md", help="output markdown path")
+    from .bench.cli import add_arguments as add_bench_arguments
+
+    add_bench_arguments(bench)
     from .spp.cli import add_arguments as add_spp_arguments
 
     spp = sub.add_parser("spp", help="Signal Propagation Plots of timm models or the paper's figures")
@@ -71,25 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"wrote {export_onnx(model, args.out, input_size=(3, size, size))}")
     if args.command == "bench":
-        from .bench import BenchConfig, run_benchmark
-        from .bench.runner import to_markdown, write_report
+        from .bench.cli import run as run_bench
 
-        if args.reps < 1 or args.train_px < 32:
-            parser.error("--reps must be >= 1 and --train-px >= 32")
-        cfg = BenchConfig(
-            quick=args.quick,
-            reps=args.reps,
-            train_px=args.train_px,
-            infer_px=args.infer_px,
-            suites=tuple(args.suites) if args.suites else None,
-        )
-        if args.device:
-            cfg.device = args.device
-        if args.threads:
-            cfg.threads = args.threads
-        report = run_benchmark(cfg)
-        write_report(report, args.json, args.md)
-        print(to_markdown(report))
+        run_bench(args, bench)
     if args.command == "demo":
         from .demo import run_demo
         from .models import PAPER_MODELS

@@ -1,8 +1,11 @@
 """The benchmark runs and writes well-formed reports (no timing assertions: speed is measured, not tested)."""
 
 import json
+import os
+import re
 import subprocess
 import sys
+import time
 
 import pytest
 import timm
@@ -11,6 +14,7 @@ from nf_plugins.bench import BenchConfig, run_benchmark
 from nf_plugins.bench.memory import train_step_peak
 from nf_plugins.bench.models import build
 from nf_plugins.bench.runner import to_markdown, write_report
+from nf_plugins.cli import main as cli_main
 
 
 def test_timm_own_is_timm_without_the_plugin():
@@ -71,7 +75,7 @@ def test_memory_measurement_runs_in_a_child():
 
 
 def test_unknown_suite_is_rejected():
-    with pytest.raises(ValueError, match=r"unknown benchmark suites \['fast'\]; choose from"):
+    with pytest.raises(ValueError, match=r"unknown benchmark suites \(--suites\) \['fast'\]; choose from"):
         run_benchmark(BenchConfig(reps=1, suites=("fast",)))
 
 
@@ -89,3 +93,104 @@ def test_train_step_flops_count_grouped_convolutions_analytically():
     first = 2 * pixels * 8 * 3  # forward; its backward is the weight gradient only (input needs none)
     grouped = 2 * pixels * 8 * (8 // 4) * 9  # forward; backward = input and weight gradients
     assert train_step_flops(model, batch, px) == 2 * first + 3 * grouped
+
+
+# ---- the tool checks its arguments and outputs before any work (issue 15) ---------------------------
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Make any start of the measurements fail the test at once (a real run takes minutes)."""
+    from nf_plugins.bench import runner
+
+    def started(*_a, **_k):
+        raise AssertionError("the benchmark started measuring before refusing its arguments")
+
+    monkeypatch.setattr(runner, "Benchmark", started)
+
+
+BAD_ARGS = [
+    ("infer_px_zero", ["--infer-px", "0"],
+     r"infer_px \(--infer-px\) must be an int >= 32, got 0; the models need at least 32x32 pixels"),
+    ("train_px_small", ["--train-px", "16"], r"train_px \(--train-px\) must be an int >= 32, got 16"),
+    ("threads_negative", ["--threads", "-3"], r"threads \(--threads\) must be an int >= 1, got -3"),
+    ("threads_zero", ["--threads", "0"], r"threads \(--threads\) must be an int >= 1, got 0"),  # was ignored
+    ("reps_zero", ["--reps", "0"], r"reps \(--reps\) must be an int >= 1, got 0"),
+    ("device_tpu", ["--device", "tpu"], r"device \(--device\) 'tpu' is not a torch device .*use 'cpu' or 'cuda'"),  # noqa: E501
+    ("device_meta", ["--device", "meta"], r"device \(--device\) 'meta': the benchmark runs on 'cpu' or 'cuda'"),  # noqa: E501
+    ("device_missing_gpu", ["--device", "cuda:99"], r"'cuda:99' is not available: this machine has \d+ CUDA"),
+    ("suites", ["--suites", "fast"], r"unknown benchmark suites \(--suites\) \['fast'\]"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("argv", "msg"), [c[1:] for c in BAD_ARGS], ids=[c[0] for c in BAD_ARGS])
+def test_bad_arguments_are_refused_before_any_work(tmp_path, capsys, no_work, argv, msg):
+    out = ["--json", str(tmp_path / "b.json"), "--md", str(tmp_path / "b.md")]
+    with pytest.raises(SystemExit) as info:
+        cli_main(["bench", "--quick", *argv, *out])
+    assert info.value.code == 2  # argparse's usage error
+    assert re.search(msg, capsys.readouterr().err)
+    assert list(tmp_path.iterdir()) == []
+
+
+def _unwritable(tmp_path, case: str) -> str:
+    if case == "parent_is_a_file":
+        (tmp_path / "file").write_text("x")
+        return str(tmp_path / "file" / "b.json")
+    if case == "path_is_a_folder":
+        (tmp_path / "b.json").mkdir()
+        return str(tmp_path / "b.json")
+    if os.geteuid() == 0:
+        pytest.skip("root writes into read-only folders")
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    return str(folder / "b.json")
+
+
+@pytest.mark.parametrize("flag", ["--json", "--md"])
+@pytest.mark.parametrize("case", ["parent_is_a_file", "path_is_a_folder", "read_only_folder"])
+def test_unwritable_output_fails_in_under_2_s_and_leaves_nothing(tmp_path, capsys, no_work, case, flag):
+    """Before: an unwritable --json failed after 93 s of timing and the table was lost."""
+    bad = _unwritable(tmp_path, case)
+    other = "--md" if flag == "--json" else "--json"
+    before = sorted(tmp_path.rglob("*"))
+    start = time.perf_counter()
+    with pytest.raises(SystemExit) as info:
+        cli_main(["bench", "--quick", "--suites", "folded", flag, bad, other, str(tmp_path / "other.out")])
+    assert time.perf_counter() - start < 2.0
+    assert info.value.code == 2
+    assert bad in capsys.readouterr().err
+    assert sorted(tmp_path.rglob("*")) == before  # no partial file, no probe, no temp file
+
+
+def test_a_write_that_fails_after_the_run_still_prints_the_table(tmp_path, capsys, monkeypatch):
+    """The outputs were writable when checked, then the folder turned into a file during the run: the table
+    is on stdout, the exit status is 1 and the error names the failure."""
+    import nf_plugins.bench
+    from nf_plugins.bench import runner
+
+    out = tmp_path / "out"
+    out.mkdir()
+    row = dict(suite="folded", model="ours:x folded", peer="ours:x recomputed", setting="infer b1 64px",
+               unit="ms", value=2.0, peer_value=3.0, ratio=1.5, extra={})  # fmt: skip
+    env = dict(torch="t", timm="t", device="cpu", device_name="cpu", threads=1, quick=True,
+               fp32_gemm_peak_gflops=1.0)  # fmt: skip
+
+    def fake_run(cfg):
+        out.rmdir()
+        out.write_text("the folder is gone")
+        return {"environment": env, "rows": [row]}
+
+    monkeypatch.setattr(runner, "run_benchmark", fake_run)
+    monkeypatch.setattr(nf_plugins.bench, "run_benchmark", fake_run)
+    with pytest.raises(SystemExit) as info:
+        cli_main(["bench", "--quick", "--json", str(out / "b.json"), "--md", str(out / "b.md")])
+    assert info.value.code == 1
+    captured = capsys.readouterr()
+    assert (
+        "| folded | ours:x folded | ours:x recomputed | infer b1 64px | 2.00 ms | 3.00 | 1.50x |"
+        in captured.out
+    )
+    assert "could not write the report" in captured.err and "the table above holds it" in captured.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"] and out.read_text() == "the folder is gone"

@@ -313,11 +313,50 @@ SUITES = (
 EFFNET_PX = {"efficientnet_b0": 224, "efficientnet_b1": 240, "efficientnet_b2": 260}
 
 
-def run_benchmark(cfg: BenchConfig) -> dict:
-    """Run the suites; returns the JSON-able report."""
+MIN_PX = 32  # the smallest image the NF models (and their stride-32 peers) take
+
+
+def check_config(cfg: BenchConfig) -> None:
+    """Raise ``ValueError`` naming the setting unless ``cfg`` can run: before any model is built or timed."""
     unknown = sorted(set(cfg.suites or ()) - set(SUITES))
     if unknown:
-        raise ValueError(f"unknown benchmark suites {unknown}; choose from {list(SUITES)}")
+        raise ValueError(f"unknown benchmark suites (--suites) {unknown}; choose from {list(SUITES)}")
+    for name, value, minimum in (
+        ("reps", cfg.reps, 1),
+        ("threads", cfg.threads, 1),
+        ("train_px", cfg.train_px, MIN_PX),
+        ("infer_px", cfg.infer_px, MIN_PX),
+        ("infer_batch", 1 if cfg.infer_batch is None else cfg.infer_batch, 1),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            why = f"; the models need at least {MIN_PX}x{MIN_PX} pixels" if name.endswith("px") else ""
+            flag = "" if name == "infer_batch" else f" (--{name.replace('_', '-')})"
+            raise ValueError(f"{name}{flag} must be an int >= {minimum}, got {value!r}{why}")
+    check_device(cfg.device)
+
+
+def check_device(device: str) -> torch.device:
+    """``cpu``, or ``cuda``/``cuda:N`` on a machine that has it: the devices the timing synchronises."""
+    where = f"device (--device) {device!r}"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"{where} is not a torch device ({e}); use 'cpu' or 'cuda'") from e
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"{where}: the benchmark runs on 'cpu' or 'cuda' (or 'cuda:N') only")
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (dev.index or 0) >= count:
+            raise ValueError(
+                f"{where} is not available: this machine has {count} CUDA device(s); use 'cpu'"
+                + (f" or 'cuda:0'..'cuda:{count - 1}'" if count else "")
+            )
+    return dev
+
+
+def run_benchmark(cfg: BenchConfig) -> dict:
+    """Run the suites; returns the JSON-able report."""
+    check_config(cfg)
     bench = Benchmark(cfg)
     q = cfg.quick
     px = cfg.train_px
