@@ -38,10 +38,6 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-import cv2
-import numpy as np
-from tqdm import tqdm
-
 
 def _load_light_module(name: str):
     """``nf_plugins/<name>.py`` loaded by path: importing it as ``nf_plugins....`` would first import torch,
@@ -53,15 +49,60 @@ def _load_light_module(name: str):
     return module
 
 
+check_output_dir = _load_light_module("outputs").check_output_dir
+FLOAT_IMAGE_SCALE = {"0-1": 255.0, "0-255": 1.0}  # --float-images: factor to 0-255
+
+
+def _parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Path]:
+    """The arguments and the layout root (the output folder, or --check's folder)."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "source", type=Path, nargs="?", help="nyu_depth_v2_labeled.mat, or mmseg's nyu.zip / folder"
+    )
+    p.add_argument("--splits", type=Path, help="official splits.mat (required with a .mat source)")
+    p.add_argument("-o", "--out-dir", type=Path, help="default: data/nyu_labeled for a .mat, else data/nyu")
+    p.add_argument("--check", type=Path, metavar="DIR", help="only check an existing mmseg NYU layout")
+    p.add_argument(
+        "--float-images",
+        choices=sorted(FLOAT_IMAGE_SCALE),
+        help="a .mat whose 'images' are floats: the range they use (0-1 is scaled by 255); uint8 needs none",
+    )
+    args = p.parse_args(argv)
+    if args.check is not None:
+        return args, args.check
+    if args.source is None:
+        p.error("give a source (.mat or mmseg's nyu.zip) or --check DIR")
+    if args.source.suffix == ".mat" and args.splits is None:
+        p.error("a .mat source needs --splits splits.mat (the official NYU train/test split)")
+    return args, args.out_dir or Path("data/nyu_labeled" if args.source.suffix == ".mat" else "data/nyu")
+
+
+def _check_paths(args: argparse.Namespace, root: Path) -> None:
+    """The output folder can be written and the source exists: checked before reading gigabytes."""
+    if args.check is None:
+        check_output_dir(root, "-o/--out-dir")
+        if not args.source.exists():
+            raise FileNotFoundError(f"{args.source} does not exist")
+
+
+if __name__ == "__main__":  # a bad argument or output path is answered before numpy/cv2/PIL load (~1 s)
+    try:
+        _check_paths(*_parse_args(None))
+    except OSError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
 decoded_size = _load_light_module("downstream/image_files").decoded_size
 atomic_write_bytes = _load_light_module("atomic").atomic_write_bytes
 safe_paths = _load_light_module("downstream/safe_paths")
-check_output_dir = _load_light_module("outputs").check_output_dir
 
 SPLITS = ("train", "test")
 OFFICIAL_COUNTS = {"train": 795, "test": 654}
 MAX_DEPTH_M = 10.0  # NYU toolbox camera_params.m maxDepth: depth_rel2depth_abs clips the Kinect here
-FLOAT_IMAGE_SCALE = {"0-1": 255.0, "0-255": 1.0}  # --float-images: factor to 0-255
 
 
 class NYUFormatError(ValueError):
@@ -384,35 +425,13 @@ def scan_layout(root: Path) -> tuple[dict[str, int], dict[str, list[Path]]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument(
-        "source", type=Path, nargs="?", help="nyu_depth_v2_labeled.mat, or mmseg's nyu.zip / folder"
-    )
-    p.add_argument("--splits", type=Path, help="official splits.mat (required with a .mat source)")
-    p.add_argument("-o", "--out-dir", type=Path, help="default: data/nyu_labeled for a .mat, else data/nyu")
-    p.add_argument("--check", type=Path, metavar="DIR", help="only check an existing mmseg NYU layout")
-    p.add_argument(
-        "--float-images",
-        choices=sorted(FLOAT_IMAGE_SCALE),
-        help="a .mat whose 'images' are floats: the range they use (0-1 is scaled by 255); uint8 needs none",
-    )
-    args = p.parse_args(argv)
-    if args.check is None and args.source is None:
-        p.error("give a source (.mat or mmseg's nyu.zip) or --check DIR")
-    if args.check is None and args.source.suffix == ".mat" and args.splits is None:
-        p.error("a .mat source needs --splits splits.mat (the official NYU train/test split)")
+    args, root = _parse_args(argv)
     try:
-        if args.check is not None:
-            root = args.check
-        else:
-            root = args.out_dir or Path("data/nyu_labeled" if args.source.suffix == ".mat" else "data/nyu")
-            check_output_dir(root, "-o/--out-dir")  # before reading gigabytes
-            if not args.source.exists():
-                raise FileNotFoundError(f"{args.source} does not exist")
-            if args.source.suffix == ".mat":
-                convert_labeled_mat(args.source, args.splits, root, float_images=args.float_images)
-            else:
-                convert_mmseg_zip(args.source, root)
+        _check_paths(args, root)
+        if args.check is None and args.source.suffix == ".mat":
+            convert_labeled_mat(args.source, args.splits, root, float_images=args.float_images)
+        elif args.check is None:
+            convert_mmseg_zip(args.source, root)
         counts, no_depth = scan_layout(root)
     except (NYUFormatError, safe_paths.UnsafePathError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
