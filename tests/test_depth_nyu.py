@@ -7,6 +7,7 @@ splits through scipy), so a transposition or index-base mistake in the converter
 import importlib.util
 import json
 import pickle
+import runpy
 import subprocess
 import sys
 import zipfile
@@ -293,7 +294,13 @@ def _numpy_sums(gt: np.ndarray, pred: np.ndarray) -> dict:
     }
 
 
-def test_nyu_mat_to_trained_model_to_metrics(nyu_sources, tmp_path):
+def _run_tool_here(monkeypatch, tool: str, *args) -> None:
+    """tools/<tool> run in this process (as test_segmentation_e2e does): no second torch + mmseg import."""
+    monkeypatch.setattr(sys, "argv", [tool, *map(str, args)])
+    runpy.run_path(str(ROOT / "tools" / tool), run_name="__main__")
+
+
+def test_nyu_mat_to_trained_model_to_metrics(nyu_sources, tmp_path, monkeypatch, capsys):
     raw, _ = nyu_sources
     data = tmp_path / "nyu"
     mat, splits = raw / "nyu_depth_v2_labeled.mat", raw / "splits.mat"
@@ -315,8 +322,7 @@ def test_nyu_mat_to_trained_model_to_metrics(nyu_sources, tmp_path):
         "default_hooks.logger.interval=1",
     ]  # fmt: skip
     work = tmp_path / "work"
-    res = _run(ROOT / "tools/train.py", CONFIG, "--work-dir", work, "--cfg-options", *small)
-    assert res.returncode == 0, res.stderr[-3000:]
+    _run_tool_here(monkeypatch, "train.py", CONFIG, "--work-dir", work, "--cfg-options", *small)
     ckpt = work / "iter_2.pth"
     assert ckpt.is_file()
     log = "".join(p.read_text() for p in work.glob("*/*.log"))
@@ -329,15 +335,16 @@ def test_nyu_mat_to_trained_model_to_metrics(nyu_sources, tmp_path):
         "test_evaluator = [dict(type='NYUDepthMetric', min_depth_eval=0.001, max_depth_eval=10.0), "
         f"dict(type='DumpResults', out_file_path={str(dump)!r})]\n"
     )
-    res = _run(
-        ROOT / "tools/test.py", derived, ckpt, "--work-dir", tmp_path / "test_work", "--cfg-options", *small
+    capsys.readouterr()
+    _run_tool_here(
+        monkeypatch, "test.py", derived, ckpt, "--work-dir", tmp_path / "test_work", "--cfg-options", *small
     )
-    assert res.returncode == 0, res.stderr[-3000:]
+    stdout = capsys.readouterr().out
     metrics = json.loads((tmp_path / "test_work/test_metrics.json").read_text())["metrics"]
     nine = ("d1", "d2", "d3", "abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "silog")
     assert set(metrics) == set(nine) | {f"per_image/{k}" for k in nine}
     assert all(np.isfinite(v) for v in metrics.values())
-    assert "rmse=" in res.stdout and "per_image/rmse=" in res.stdout  # printed as well as recorded
+    assert "rmse=" in stdout and "per_image/rmse=" in stdout  # printed as well as recorded
     samples = pickle.loads(dump.read_bytes())
     assert sorted(Path(s["img_path"]).name for s in samples) == ["nyu_0002.jpg", "nyu_0005.jpg"]
     sums = []
