@@ -437,6 +437,7 @@ def test_nyu_negative_depth_is_refused(tmp_path, capsys):
     d[1, 0, 0] = -0.5
     rc, _, err = _run_mat(tmp_path, capsys, depths=d)
     assert rc == 1 and "'depths' image 2 (test) has negative depth -0.5 m" in err
+    assert [p for p in (tmp_path / "o").rglob("*") if p.is_file()] == []  # train's 1 and 3 were removed
 
 
 def test_nyu_image_without_any_valid_depth_is_refused(tmp_path, capsys):
