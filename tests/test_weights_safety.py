@@ -185,3 +185,22 @@ def test_overlay_file_that_is_not_weights_is_named(exported, name):
         timm.create_model(
             "nf_regnet_b0", num_classes=3, pretrained=True, pretrained_cfg_overlay=dict(file=str(path))
         )
+
+
+@pytest.mark.parametrize("change", ["float16", "nan"])
+def test_segmentation_backbone_checkpoint_is_checked_too(exported, tmp_path, change):
+    """``model.backbone.checkpoint_path`` (ImageNet weights into the mmseg backbone) used a casting load."""
+    from nf_plugins.downstream.backbone import NFBackbone
+
+    sd = safetensors.torch.load_file(exported / "model.safetensors")
+    path = tmp_path / "in1k.safetensors"
+    safetensors.torch.save_file(
+        (_cast(torch.float16) if change == "float16" else _poison(float("nan")))(sd), path
+    )
+    msg = (
+        "has dtype torch.float16 but the model's is torch.float32"
+        if change == "float16"
+        else "holds 1 non-finite"
+    )
+    with pytest.raises(ValueError, match=rf"checkpoint_path '{path}': tensor '[\w.]+' {msg}"):
+        NFBackbone("nf_regnet_b0", checkpoint_path=str(path), num_classes=3)

@@ -18,10 +18,10 @@ import timm
 import torch
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
-from timm.models import load_checkpoint
 from torch import nn
 
 import nf_plugins  # noqa: F401  (registers the paper's models into timm)
+from nf_plugins.models._weights import load_checkpoint_checked
 
 from . import timm_extra  # noqa: F401  (resnetv2_200, the BN baseline timm lacks)
 
@@ -117,7 +117,7 @@ class NFBackbone(BaseModule):
             raise type(e)(f"model.backbone ({model_name!r}): {e}") from e
         if checkpoint_path:
             try:
-                load_checkpoint(model, checkpoint_path, strict=True)
+                load_checkpoint_checked(model, checkpoint_path)  # strict, no dtype cast, finite
             except RuntimeError as e:
                 raise RuntimeError(
                     f"model.backbone.checkpoint_path={checkpoint_path!r} does not fit {model_name}: {e}"
