@@ -122,27 +122,30 @@ def test_sbd_tar_with_relative_symlinks_and_dotdot_id_writes_nothing_outside(tmp
     err = capsys.readouterr().err
     assert snapshot(tmp_path, skip=(out,)) == before  # today: x.png appears next to out/
     assert rc == 1
-    assert "sbd.tar: member 'VOCdevkit/VOC2012/SegmentationClassAug/a' is a symbolic link" in err
-    assert not (out / "VOCdevkit/VOC2012/SegmentationClassAug").exists()  # nothing of the SBD tar extracted
+    assert "sbd.tar: 2 link or special member(s) not extracted" in err  # the links never reach the disk
+    assert "'VOCdevkit/VOC2012/SegmentationClassAug/a' (symbolic link to '.')" in err
+    assert not os.path.lexists(out / "VOCdevkit/VOC2012/SegmentationClassAug/a")
+    assert not os.path.lexists(out / "benchmark_RELEASE/dataset/cls/a")
+    assert "line 5: 'a/../../../../x' is not a VOC image id" in err  # and the id is refused on its own
 
 
 LINK_MEMBERS = {
     "voc_symlink": ("voc", _member("VOCdevkit/VOC2012/JPEGImages/link", tarfile.SYMTYPE, "."),
-                    "symbolic link"),
+                    "symbolic link to '.'"),
     "voc_hardlink": ("voc", _member("VOCdevkit/VOC2012/hard.txt", tarfile.LNKTYPE,
-                                    "VOCdevkit/VOC2012/ImageSets/Segmentation/train.txt"), "hard link"),
+                                    "VOCdevkit/VOC2012/ImageSets/Segmentation/train.txt"), "hard link to"),
     "sbd_symlink": ("sbd", _member("benchmark_RELEASE/dataset/cls/link", tarfile.SYMTYPE, "../img"),
-                    "symbolic link"),
+                    "symbolic link to '../img'"),
     "sbd_hardlink": ("sbd", _member("benchmark_RELEASE/dataset/hard.txt", tarfile.LNKTYPE,
-                                    "benchmark_RELEASE/dataset/train.txt"), "hard link"),
+                                    "benchmark_RELEASE/dataset/train.txt"), "hard link to"),
     "sbd_fifo": ("sbd", _member("benchmark_RELEASE/dataset/pipe", tarfile.FIFOTYPE), "FIFO"),
 }  # fmt: skip
 
 
 @pytest.mark.parametrize("case", sorted(LINK_MEMBERS))
-def test_tar_links_are_refused_before_anything_is_extracted(tmp_path, capsys, case):
-    """The VOC and SBD releases hold only files and folders: a link member (even one pointing inside, which
-    the ``data`` filter allows) is refused, and that tar is not extracted at all."""
+def test_tar_links_are_never_extracted(tmp_path, capsys, case):
+    """A link or special member (even one pointing inside, which the ``data`` filter allows) never reaches
+    the disk, so no id or later write can walk through it; the run says which members it left out."""
     which, member, kind = LINK_MEMBERS[case]
     src = tmp_path / "src"
     counts = _voc_src(src)
@@ -153,10 +156,24 @@ def test_tar_links_are_refused_before_anything_is_extracted(tmp_path, capsys, ca
     args = ["--voc-tar", str(voc_tar), "--sbd-tar", str(sbd_tar), "--out", str(out)]
     rc = prepare_voc.main(args + ["--expect-trainaug", str(counts["trainaug"]), "--expect-val", "2"])
     err = capsys.readouterr().err
-    assert rc == 1  # today: extracted and converted, exit 0
-    assert f"{which}.tar: member {member[0].name!r} is a {kind}" in err
-    assert not (out / ("VOCdevkit" if which == "voc" else "benchmark_RELEASE")).exists()
+    assert rc == 0, err  # the release's own files are all there
+    assert not os.path.lexists(out / member[0].name)  # today: the link or FIFO is created
+    assert f"{which}.tar: 1 link or special member(s) not extracted" in err
+    assert f"{member[0].name!r} ({kind}" in err
     assert snapshot(tmp_path, skip=(out,)) == before
+
+
+@pytest.mark.parametrize("name", ["../escaped.txt", "/abs/escaped.txt", "VOCdevkit/../../escaped.txt"])
+def test_tar_member_names_outside_refuse_the_whole_archive(tmp_path, capsys, name):
+    src = tmp_path / "src"
+    _voc_src(src)
+    voc_tar = _tar_tree(tmp_path / "voc.tar", src, "VOCdevkit", [_member(name, tarfile.REGTYPE, data=b"x")])
+    out = tmp_path / "out"
+    before = snapshot(tmp_path, skip=(out,))
+    assert prepare_voc.main(["--voc-tar", str(voc_tar), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"voc.tar: member {name!r}" in err and "nothing of this archive was extracted" in err
+    assert snapshot(tmp_path, skip=(out,)) == before and not out.exists()
 
 
 def _bad_id_case(case: str, src: Path, outside: Path) -> tuple[str, str, int, int]:

@@ -55,8 +55,14 @@ def main(argv: list[str] | None = None) -> int:
         from nf_plugins.downstream.voc import TRAINAUG_LEN, VAL_LEN, prepare_vocaug, safe_extract
 
         for tar in (args.voc_tar, args.sbd_tar):
-            if tar:
-                safe_extract(tar, args.out)
+            skipped = safe_extract(tar, args.out) if tar else []
+            if skipped:  # the releases hold only files and folders: say what was left out, and why
+                print(
+                    f"prepare_voc: warning: {tar}: {len(skipped)} link or special member(s) not extracted "
+                    f"(only plain files and folders are): {', '.join(skipped[:5])}"
+                    + (", ..." if len(skipped) > 5 else ""),
+                    file=sys.stderr,
+                )
         expect_trainaug = TRAINAUG_LEN if args.expect_trainaug is None else args.expect_trainaug
         expect_val = VAL_LEN if args.expect_val is None else args.expect_val
         counts = prepare_vocaug(voc_dir, sbd_dir, expect_trainaug, expect_val)

@@ -35,7 +35,7 @@ VOC_ID = re.compile(r"\d{4}_\d{6}")
 
 
 class UnsafeMemberError(tarfile.FilterError):
-    """A tar member that is not a plain file or folder, or whose name leaves the extraction folder."""
+    """A tar member whose name is absolute, has ``..`` or resolves outside the extraction folder."""
 
     def __init__(self, tarinfo: tarfile.TarInfo, message: str) -> None:
         self.tarinfo = tarinfo
@@ -57,36 +57,39 @@ def voc_palette() -> list[int]:
     return pal
 
 
-def _check_member(m: tarfile.TarInfo, tar_path: str, dest: str) -> None:
-    where = f"{tar_path}: member {m.name!r} "
-    if m.issym() or m.islnk():
-        kind = "symbolic link" if m.issym() else "hard link"
-        raise UnsafeMemberError(
-            m,
-            f"{where}is a {kind} (to {m.linkname!r}); the VOC and SBD releases hold only files and "
-            "folders, so this is not one of them: nothing of it was extracted",
-        )
-    if not (m.isfile() or m.isdir()):
-        kind = "FIFO" if m.isfifo() else "device" if m.isdev() else f"type {m.type!r} entry"
-        raise UnsafeMemberError(m, f"{where}is a {kind}; the VOC and SBD releases hold only files, folders")
+def _check_member_name(m: tarfile.TarInfo, tar_path: str, dest: str) -> None:
     try:
         check_relative_name(m.name, f"{tar_path}: member ")
         check_inside(osp.join(dest, m.name), dest, f"{tar_path}: member {m.name!r} would be written at ")
     except ValueError as e:
-        raise UnsafeMemberError(m, str(e)) from e
+        raise UnsafeMemberError(m, f"{e}; nothing of this archive was extracted") from e
 
 
-def safe_extract(tar_path: str, dest: str) -> None:
-    """Extract a VOC/SBD tarball: every member is checked first (plain files and folders only, named
-    inside ``dest``), so a bad archive extracts nothing; tarfile's ``data`` filter then re-checks each."""
+def _describe(m: tarfile.TarInfo) -> str:
+    if m.issym() or m.islnk():
+        return f"{m.name!r} ({'symbolic' if m.issym() else 'hard'} link to {m.linkname!r})"
+    return f"{m.name!r} ({'FIFO' if m.isfifo() else 'device' if m.isdev() else f'type {m.type!r}'})"
+
+
+def safe_extract(tar_path: str, dest: str) -> list[str]:
+    """Extract the plain files and folders of a VOC/SBD tarball; returns the members it skipped.
+
+    Every name is checked first (relative, no ``..``, inside ``dest`` even through links already on
+    disk), so an archive with one bad name extracts nothing. Links and special files are never
+    extracted: the releases' data are plain files, and the ``data`` filter of Python < 3.11.13 / 3.12.11
+    can be bypassed with crafted links (CVE-2025-4517); a link that split ids could walk through
+    (``cls/a -> .`` with id ``a/../../x``) does not exist on disk. The filter still checks each file.
+    """
     if not osp.isfile(tar_path):
         raise FileNotFoundError(f"archive {tar_path!r} does not exist")
     with tarfile.open(tar_path) as tar:
         members = tar.getmembers()
         for m in members:
-            _check_member(m, tar_path, dest)
-        for m in tqdm(members, desc=f"extract {osp.basename(tar_path)}", unit="file"):
+            _check_member_name(m, tar_path, dest)
+        plain = [m for m in members if m.isfile() or m.isdir()]
+        for m in tqdm(plain, desc=f"extract {osp.basename(tar_path)}", unit="file"):
             tar.extract(m, dest, filter="data")
+    return [_describe(m) for m in members if not (m.isfile() or m.isdir())]
 
 
 def check_mask(mask: np.ndarray, path: str, num_classes: int = VOC_NUM_CLASSES) -> None:
