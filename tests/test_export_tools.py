@@ -161,7 +161,7 @@ def test_export_onnx_checkpoint_exports_ema_like_export_hub(tmp_path, monkeypatc
     save_training_checkpoint({**state, "epoch": 1}, path)
     seen = []
     monkeypatch.setattr(nf_plugins.deploy, "export_onnx", lambda model, out, **kw: seen.append(model) or out)
-    for weights, expected in ((None, ema), ("model", raw), ("ema", ema)):
+    for weights, expected in ((None, ema), ("model", raw)):
         extra = ["--weights", weights] if weights else []
         onnx_args = ["nf_regnet_b0", "--out", str(tmp_path / "m.onnx"), "--num-classes", "3"]
         cli_main(["export-onnx", *onnx_args, "--checkpoint", str(path), *extra])
