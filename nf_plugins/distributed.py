@@ -9,13 +9,13 @@ import sys
 import torch.distributed as dist
 
 
-def exit_if_distributed() -> None:
+def exit_if_distributed(status: int = 0) -> None:
     """After a finished distributed run: synchronise, flush, and leave without running destructors.
 
     With torch 2.13 the gloo process group's destructor, run at interpreter exit (or when DDP drops its
     last reference), can deadlock on the GIL or abort with "terminate called without an active
     exception" (both seen in CI on finished 2-process runs). Everything is saved by the time this runs,
-    so the worker exits with status 0 instead. A no-op outside ``torch.distributed``.
+    so the worker exits with ``status`` (0: success) instead. A no-op outside ``torch.distributed``.
     """
     if not (dist.is_available() and dist.is_initialized()):
         return
@@ -23,4 +23,4 @@ def exit_if_distributed() -> None:
     logging.shutdown()  # flush log files (mmengine, ours)
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0)
+    os._exit(status)

@@ -4,11 +4,14 @@ checkpoints and weights_only loading of mmengine's training state, through the r
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import os.path as osp
+import re
 import runpy
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -30,6 +33,7 @@ from nf_plugins.downstream.checkpoint_io import (  # noqa: E402
 from nf_plugins.downstream.runner_utils import load_config  # noqa: E402
 from nf_plugins.downstream.synthetic_voc import make_synthetic_voc, small_run_config  # noqa: E402
 from nf_plugins.downstream.voc import prepare_vocaug  # noqa: E402
+from nf_plugins.models import create_model as nf_plugins_create_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SEG_CONFIG = str(ROOT / "configs/segmentation/fcn_nf-regnet-b0-d16_4xb4-30k_voc12aug-513x513.py")
@@ -359,3 +363,151 @@ def test_misspelt_registry_type_names_the_closest_registered_types(tmp_path, mon
         TRANSFORMS.build(dict(type="RandomFlipp"))
     with pytest.raises(KeyError, match=r"^'unrelated'$"), registry_hints():  # other KeyErrors pass through
         raise KeyError("unrelated")
+
+
+# ---- issue 15: tools/test.py scores only weights that loaded; NaN metrics; values and outputs checked --
+
+
+def _run_tool(tool: str, monkeypatch, *argv: str) -> None:
+    monkeypatch.setattr(sys, "argv", [tool, *argv])
+    runpy.run_path(str(ROOT / "tools" / tool), run_name="__main__")
+
+
+def _model_checkpoint(cfg: Config, path: Path) -> Path:
+    """An mmengine-style checkpoint (``state_dict`` + ``meta``) of the model ``cfg`` builds."""
+    init_default_scope("mmseg")
+    model_cfg = cfg.model.copy()
+    model_cfg.backbone.checkpoint_path = None
+    torch.save(dict(state_dict=MODELS.build(model_cfg).state_dict(), meta={}), path)
+    return path
+
+
+@pytest.mark.slow  # ~100 s on 2 shared cores; the default run has the key check's unit test below
+def test_test_tool_refuses_a_checkpoint_whose_weights_do_not_fit(voc_src, tmp_path, monkeypatch):
+    """mmengine loads non-strictly: a checkpoint of another backbone (NF-RegNet-B2 into the B0 config) was
+    scored half-loaded, and a train_imagenet checkpoint loaded nothing at all (exit 0); both are errors."""
+    from nf_plugins.hub.checkpoint import save_training_checkpoint
+
+    voc, sbd, counts = voc_src
+    prepare_vocaug(str(voc), str(sbd), counts["trainaug"], counts["val"])
+    cfg = small_run_config(SEG_CONFIG, str(voc), str(tmp_path / "work"), crop=(48, 48))
+    cfg_path = tmp_path / "b0.py"
+    cfg.dump(str(cfg_path))
+    other = cfg.copy()  # the same config with NF-RegNet-B2 (as configs/segmentation/fcn_nf-regnet-b2...)
+    other.model.backbone.model_name = "nf_regnet_b2"
+    other.model.decode_head.in_channels = nf_plugins_create_model("nf_regnet_b2").feature_info[-1]["num_chs"]
+    b2 = _model_checkpoint(other, tmp_path / "b2.pth")
+    stem = "backbone.model.stem.conv.weight"
+    theirs = list(torch.load(b2, weights_only=True)["state_dict"][stem].shape)
+    ours = list(nf_plugins_create_model("nf_regnet_b0").stem.conv.weight.shape)
+    message = (
+        r"b2\.pth' does not fit the model of this config; "
+        r"\d+ unexpected keys: backbone\.model\.stages\.0\.1\..*; "
+        rf"\d+ shape mismatches: {re.escape(f'{stem}: checkpoint {theirs}, model {ours}')}"
+    )
+    with pytest.raises(ValueError, match=message):
+        _run_tool("test.py", monkeypatch, str(cfg_path), str(b2))
+    imagenet = tmp_path / "last.pth"
+    classifier = nf_plugins_create_model("nf_regnet_b0", num_classes=21)
+    save_training_checkpoint(dict(model_name="nf_regnet_b0", model=classifier.state_dict(), step=1), imagenet)
+    with pytest.raises(ValueError, match=r"written by tools/train_imagenet\.py \(the ImageNet classifier "
+                       r"'nf_regnet_b0'\).*holds no weights of the segmentation/depth model"):  # fmt: skip
+        _run_tool("test.py", monkeypatch, str(cfg_path), str(imagenet))
+    assert not list((tmp_path / "work").rglob("test_metrics.json"))
+    # a fitting checkpoint loads and is scored: tests/test_segmentation_e2e.py (train, then tools/test.py)
+
+
+def test_test_split_without_valid_depth_writes_null_and_exits_non_zero(tmp_path, monkeypatch):
+    """mmseg's DepthMetric (any mmseg config) turns a split with no valid depth into NaN metrics; the JSON
+    file held bare NaN (not JSON) and the tool exited 0."""
+    root = tmp_path / "nyu"
+    for split in ("train", "test"):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "annotations" / split).mkdir(parents=True)
+        for i in range(2):
+            cv2.imwrite(str(root / "images" / split / f"room_{i}.jpg"), np.full((480, 640, 3), 99, np.uint8))
+            cv2.imwrite(str(root / "annotations" / split / f"room_{i}.png"), np.zeros((480, 640), np.uint16))
+    cfg = Config.fromfile(DEPTH_CONFIG)
+    cfg.model.decode_head.channels = 32
+    cfg.model.backbone.checkpoint_path = None
+    cfg.test_dataloader.dataset.data_root = str(root)
+    cfg.test_dataloader.num_workers, cfg.test_dataloader.persistent_workers = 0, False
+    cfg.test_evaluator = dict(type="DepthMetric", min_depth_eval=1e-3, max_depth_eval=10.0)
+    cfg.work_dir = str(tmp_path / "work")
+    cfg_path = tmp_path / "depth.py"
+    cfg.dump(str(cfg_path))
+    ckpt = _model_checkpoint(cfg, tmp_path / "depth.pth")
+    with pytest.raises(SystemExit) as exit_info:
+        _run_tool("test.py", monkeypatch, str(cfg_path), str(ckpt))
+    assert exit_info.value.code == 1
+    text = (tmp_path / "work/test_metrics.json").read_text()
+    metrics = json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} in test_metrics.json"))
+    assert metrics["metrics"] and all(v is None for v in metrics["metrics"].values())
+
+
+def test_strict_load_names_every_missing_unexpected_and_misshaped_key():
+    from nf_plugins.downstream.runner_utils import check_checkpoint_fits
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.BatchNorm1d(3))
+    state = {
+        f"module.{k}": v
+        for k, v in model.state_dict().items()
+        if k not in ("0.bias", "1.num_batches_tracked")
+    }
+    state["module.0.weight"] = torch.zeros(3, 4)
+    state["module.extra"] = torch.zeros(1)
+    message = (
+        r"'c.pth' does not fit the model of this config; 1 missing keys: 0\.bias; 1 unexpected keys: extra; "
+        r"1 shape mismatches: 0\.weight: checkpoint \[3, 4\], model \[3, 2\]\. Testing loads weights strictly"
+    )
+    with pytest.raises(ValueError, match=message):
+        check_checkpoint_fits(model, {"state_dict": state}, "c.pth", [(r"^module\.", "")])
+    del state["module.extra"]
+    state["module.0.weight"], state["module.0.bias"] = torch.zeros(3, 2), torch.zeros(3)
+    check_checkpoint_fits(
+        model, {"state_dict": state}, "c.pth", [(r"^module\.", "")]
+    )  # BN's counter may be absent
+
+
+@pytest.mark.parametrize("tool", ["train.py", "test.py"])
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        ("train_cfg.max_iters=abc", r"--cfg-options train_cfg.max_iters='abc': the config's value is 30000, "
+                                    r"a number; give a number"),
+        ("train_cfg.max_iters=2.5", r"train_cfg.max_iters=2.5 must be an integer >= 1"),
+        ("train_dataloader.batch_size=0", r"train_dataloader.batch_size=0 must be an integer >= 1"),
+        ("train_dataloader.dataset.datasets.0.data_root=7", r"data_root=7: the config's value is .*a str"),
+    ],
+)  # fmt: skip
+def test_cfg_options_of_the_wrong_type_fail_before_any_work(tmp_path, monkeypatch, tool, option, message):
+    """Refused when the config loads: the runner (model, data) is never built, nothing is written."""
+    from nf_plugins.downstream.runner_utils import NFRunner
+
+    def never(*args, **kwargs):
+        raise AssertionError("the runner was built")
+
+    monkeypatch.setattr(NFRunner, "from_cfg", never)
+    argv = [SEG_CONFIG, *([str(tmp_path / "unused.pth")] if tool == "test.py" else [])]
+    (tmp_path / "unused.pth").write_bytes(b"")
+    with pytest.raises(ValueError, match=message):
+        _run_tool(tool, monkeypatch, *argv, "--work-dir", str(tmp_path / "w"), "--cfg-options", option)
+    assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize(
+    "tool, flag", [("train.py", "--work-dir"), ("test.py", "--work-dir"), ("test.py", "--out")]
+)
+def test_unwritable_output_of_the_mmseg_tools_fails_at_once_leaving_nothing(
+    tmp_path, monkeypatch, tool, flag
+):
+    (tmp_path / "blocker").write_text("a file, not a folder")
+    (tmp_path / "ckpt.pth").write_bytes(b"")
+    argv = [SEG_CONFIG, *([str(tmp_path / "ckpt.pth")] if tool == "test.py" else [])]
+    outputs = {"--work-dir": str(tmp_path / "work"), flag: str(tmp_path / "blocker" / "sub" / "x.json")}
+    before = sorted(tmp_path.rglob("*"))
+    start = time.perf_counter()
+    with pytest.raises(NotADirectoryError, match=rf"{flag} .*blocker.* is not a folder; choose another path"):
+        _run_tool(tool, monkeypatch, *argv, *(x for kv in outputs.items() for x in kv))
+    assert time.perf_counter() - start < 2.0
+    assert sorted(tmp_path.rglob("*")) == before

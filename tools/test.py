@@ -1,10 +1,15 @@
 """Evaluate a checkpoint with any mmseg config; prints the metrics and writes <work_dir>/test_metrics.json.
 
 python tools/test.py CONFIG work_dirs/.../iter_30000.pth
+
+The checkpoint must fit the config's model exactly (strict load; every missing, unexpected or mis-shaped
+key is named). A metric that is NaN/inf is written as null and the tool exits non-zero.
 """
 
 import argparse
+import math
 import os.path as osp
+import sys
 
 from mmengine.dist import get_rank
 
@@ -18,6 +23,7 @@ from nf_plugins.downstream.runner_utils import (
     set_data_root,
     write_json_atomic,
 )
+from nf_plugins.outputs import check_output_dir, check_output_file
 
 
 def parse_args() -> argparse.Namespace:
@@ -36,7 +42,15 @@ def main() -> None:
     args = parse_args()
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f"checkpoint {args.checkpoint!r} does not exist")
+    # outputs first: mmengine's Config.fromfile alone takes seconds (it reads mmseg's metafiles)
+    if args.out:
+        check_output_file(args.out, "--out")
+    if args.show_dir:
+        check_output_dir(args.show_dir, "--show-dir")
+    if args.work_dir:
+        check_output_dir(args.work_dir, "--work-dir")
     cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher)
+    check_output_dir(cfg.work_dir, "--work-dir")  # the config's own, before the model and data are built
     if args.data_root:
         set_data_root(cfg, args.data_root)
     cfg.load_from = args.checkpoint
@@ -49,13 +63,24 @@ def main() -> None:
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
     with registry_hints():  # a misspelt `type=` names the closest registered types
-        runner = build_runner(cfg)
+        runner = build_runner(cfg, strict_load=True)  # never score weights that did not load
         metrics = runner.test()
+    metrics = {k: float(v) for k, v in metrics.items()}
+    bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
     if get_rank() == 0:
-        metrics = {k: float(v) for k, v in metrics.items()}
+        record = {k: None if k in bad else v for k, v in metrics.items()}  # JSON has no NaN: null
         for path in filter(None, [osp.join(cfg.work_dir, "test_metrics.json"), args.out]):
-            write_json_atomic(path, dict(config=args.config, checkpoint=args.checkpoint, metrics=metrics))
+            write_json_atomic(path, dict(config=args.config, checkpoint=args.checkpoint, metrics=record))
         print(" ".join(f"{k}={v:.2f}" for k, v in metrics.items()))
+    if bad:
+        print(
+            f"error: metrics {', '.join(bad)} are NaN/inf (written as null): the test split has no valid "
+            "ground truth (e.g. no pixel with depth inside the evaluation range, or only ignored labels) "
+            "or the predictions are not finite",
+            file=sys.stderr,
+        )
+        exit_if_distributed(1)
+        sys.exit(1)
     exit_if_distributed()
 
 

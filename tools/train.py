@@ -16,6 +16,7 @@ from nf_plugins.downstream.runner_utils import (
     registry_hints,
     set_data_root,
 )
+from nf_plugins.outputs import check_output_dir
 
 
 def parse_args() -> argparse.Namespace:
@@ -31,7 +32,10 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    if args.work_dir:  # first: mmengine's Config.fromfile alone takes seconds (it reads mmseg's metafiles)
+        check_output_dir(args.work_dir, "--work-dir")
     cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher)
+    check_output_dir(cfg.work_dir, "--work-dir")  # the config's own, before the model and data are built
     if args.data_root:
         set_data_root(cfg, args.data_root)
     if args.amp:

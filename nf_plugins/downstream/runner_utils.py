@@ -18,9 +18,10 @@ import torch
 import torch.distributed as dist
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
+from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.model import convert_sync_batchnorm as mmengine_convert_sync_batchnorm
-from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
+from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
 from timm.layers import BatchNormAct2d
 from timm.layers import convert_sync_batchnorm as timm_convert_sync_batchnorm
 from torch import nn
@@ -37,13 +38,80 @@ def load_config(path: str, work_dir: str | None, cfg_options: dict | None, launc
     cfg = Config.fromfile(path)
     cfg.launcher = launcher
     if cfg_options:
+        check_option_types(cfg, cfg_options)
         cfg.merge_from_dict(cfg_options)
     check_runner_keys(cfg, path)
+    check_counts(cfg, path)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get("work_dir", None) is None:
         cfg.work_dir = osp.join("./work_dirs", osp.splitext(osp.basename(path))[0])
     return cfg
+
+
+_MISSING = object()
+
+
+def _lookup(cfg: Any, dotted: str) -> Any:
+    """The value at a ``--cfg-options`` key (``a.b.0.c``) of ``cfg``, or ``_MISSING``."""
+    node = cfg
+    for part in dotted.split("."):
+        if isinstance(node, (dict, Config)) and part in node:
+            node = node[part]
+        elif isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return _MISSING
+    return node
+
+
+def check_option_types(cfg: Config, cfg_options: dict) -> None:
+    """Refuse a ``--cfg-options`` value whose type differs from the config's own (``max_iters=abc``):
+    mmengine would take it and fail deep inside the run, after the model and data are built.
+
+    A number replaces a number (int or float), a bool a bool, a string a string; ``None`` and values
+    the config does not have yet are not checked.
+    """
+    for key, new in cfg_options.items():
+        old = _lookup(cfg, key)
+        if old is _MISSING or old is None or new is None:
+            continue
+        if isinstance(old, bool):
+            ok = isinstance(new, bool)
+        elif isinstance(old, (int, float)):
+            ok = isinstance(new, (int, float)) and not isinstance(new, bool)
+        elif isinstance(old, str):
+            ok = isinstance(new, str)
+        else:
+            continue
+        if not ok:
+            kind = (
+                "number"
+                if isinstance(old, (int, float)) and not isinstance(old, bool)
+                else type(old).__name__
+            )
+            raise ValueError(
+                f"--cfg-options {key}={new!r}: the config's value is {old!r}, a {kind}; give a {kind}"
+            )
+
+
+# Counts mmengine converts with int() (or not at all) deep inside the run: checked when the config loads.
+_COUNTS = {
+    "train_cfg.max_iters": 1, "train_cfg.max_epochs": 1, "train_cfg.val_interval": 1,
+    "train_dataloader.batch_size": 1, "val_dataloader.batch_size": 1, "test_dataloader.batch_size": 1,
+    "train_dataloader.num_workers": 0, "val_dataloader.num_workers": 0, "test_dataloader.num_workers": 0,
+}  # fmt: skip
+
+
+def check_counts(cfg: Config, path: str) -> None:
+    """Iteration counts, batch sizes and worker counts are integers with their minimum (from the config
+    file or ``--cfg-options``): ``max_iters=1.5`` would be truncated, ``-1`` trains nothing."""
+    for key, low in _COUNTS.items():
+        value = _lookup(cfg, key)
+        if value is _MISSING or value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{path}: {key}={value!r} must be an integer >= {low} (config or --cfg-options)")
 
 
 # Top-level keys mmengine's Runner.from_cfg reads; any other top-level name is a config variable.
@@ -160,9 +228,75 @@ def convert_sync_bn(model: nn.Module, sync_bn: str) -> nn.Module:
     return mmengine_convert_sync_batchnorm(model, sync_bn)
 
 
+def check_checkpoint_fits(model: nn.Module, checkpoint: Any, filename: str, revise_keys: list) -> None:
+    """Raise unless ``checkpoint`` holds exactly ``model``'s weights: every missing, unexpected and
+    mis-shaped key is named. mmengine loads non-strictly and only warns, so a checkpoint of another
+    model would be scored as a random one."""
+    if isinstance(checkpoint, dict) and "model_name" in checkpoint and "state_dict" not in checkpoint:
+        raise ValueError(
+            f"checkpoint {filename!r} was written by tools/train_imagenet.py (the ImageNet classifier "
+            f"{checkpoint['model_name']!r}), not by tools/train.py for this config: it holds no weights of "
+            "the segmentation/depth model. An ImageNet checkpoint initialises the backbone for training "
+            "(model.backbone.checkpoint_path); test the iter_N.pth that training writes"
+        )
+    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"checkpoint {filename!r} holds no state_dict of tensors")
+    for pattern, replacement in revise_keys:
+        state = {re.sub(pattern, replacement, k): v for k, v in state.items()}
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [
+        f"{k}: checkpoint {list(state[k].shape)}, model {list(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    if missing or unexpected or shapes:
+        parts = [
+            f"{len(found)} {what}: {', '.join(found)}"
+            for what, found in (
+                ("missing keys", missing),
+                ("unexpected keys", unexpected),
+                ("shape mismatches", shapes),
+            )
+            if found
+        ]
+        raise ValueError(
+            f"checkpoint {filename!r} does not fit the model of this config; "
+            + "; ".join(parts)
+            + ". Testing loads weights strictly (a partial load scores random weights): use the checkpoint "
+            "this config trained, or the config that trained this checkpoint"
+        )
+
+
 class NFRunner(Runner):
     """mmengine's Runner whose distributed model wrapping converts BatchNorm with :func:`convert_sync_bn`
-    (``cfg.sync_bn="timm"`` for timm backbones); everything else is mmengine's."""
+    (``cfg.sync_bn="timm"`` for timm backbones), and whose ``load_checkpoint`` is strict when
+    ``strict_load`` is set (tools/test.py); everything else is mmengine's."""
+
+    strict_load = False
+
+    def load_checkpoint(
+        self,
+        filename: str,
+        map_location: str | Any = "cpu",
+        strict: bool = False,
+        revise_keys: list = [(r"^module.", "")],  # noqa: B006  (mmengine's signature and default)
+    ) -> dict:
+        """mmengine's ``load_checkpoint``; with ``strict_load`` the checkpoint must fit the model exactly."""
+        if not self.strict_load:
+            return super().load_checkpoint(filename, map_location, strict, revise_keys)
+        checkpoint = _load_checkpoint(filename, map_location=map_location)
+        model = self.model.module if is_model_wrapper(self.model) else self.model
+        if isinstance(model, BaseTTAModel):  # mmengine's load_state_dict loads the wrapped model
+            model = model.module
+        check_checkpoint_fits(model, checkpoint, filename, revise_keys)
+        self.call_hook("after_load_checkpoint", checkpoint=checkpoint)
+        checkpoint = _load_checkpoint_to_model(model, checkpoint, True, revise_keys=revise_keys)
+        self._has_loaded = True
+        self.logger.info(f"Load checkpoint from {filename} (strict)")
+        return checkpoint
 
     def wrap_model(self, model_wrapper_cfg: dict | None, model: nn.Module) -> nn.Module:
         sync_bn = self.cfg.get("sync_bn", None)
@@ -321,7 +455,7 @@ def latest_checkpoint(work_dir: str) -> str | None:
     return newest
 
 
-def build_runner(cfg: Config):
+def build_runner(cfg: Config, strict_load: bool = False):
     """mmengine's Runner for ``cfg`` (:class:`NFRunner`: SyncBN that keeps timm's norm-act layers): CPU
     distributed set-up, atomic checkpoint writes, a stop on NaN/inf loss, and checkpoint reads with
     ``torch.load(weights_only=True)``."""
@@ -334,4 +468,6 @@ def build_runner(cfg: Config):
     if cfg.get("resume") and not cfg.get("load_from"):
         cfg.load_from = latest_checkpoint(cfg.work_dir)  # mmengine resumes from load_from when it is set
     use_safe_checkpoint_loader()
-    return NFRunner.from_cfg(cfg)
+    runner = NFRunner.from_cfg(cfg)
+    runner.strict_load = strict_load
+    return runner
