@@ -428,7 +428,7 @@ def _depths(scale: float = 1.0) -> np.ndarray:
 
 def _images(kind: str) -> np.ndarray:
     u8 = np.stack([rgb.transpose(2, 1, 0) for rgb, _ in (_scene(i) for i in range(4))])
-    return u8.astype(np.float32) / 255.0 if kind == "float01" else u8.astype(np.float32)
+    return {"u8": u8, "float01": u8.astype(np.float32) / 255.0, "float0255": u8.astype(np.float32)}[kind]
 
 
 def _run_mat(tmp_path: Path, capsys, *flags: str, **mat) -> tuple[int, str, str]:
@@ -439,6 +439,30 @@ def _run_mat(tmp_path: Path, capsys, *flags: str, **mat) -> tuple[int, str, str]
     )
     cap = capsys.readouterr()
     return rc, cap.out, cap.err
+
+
+@pytest.mark.parametrize("link", ["external", "soft"])
+def test_nyu_mat_datasets_must_live_in_the_file(tmp_path, capsys, link):
+    """The labeled .mat is HDF5: 'images' as an external link would read (any) other file's data."""
+    _labeled_mat(tmp_path / "other.h5")
+    with h5py.File(tmp_path / "l.mat", "w") as f:
+        f.create_dataset("depths", data=_depths())
+        f.create_dataset("real_images", data=_images("u8"))
+        f["images"] = (
+            h5py.ExternalLink(str(tmp_path / "other.h5"), "images")
+            if link == "external"
+            else h5py.SoftLink("/real_images")
+        )
+    _splits(tmp_path / "s.mat")
+    rc = prepare_nyu.main(
+        [str(tmp_path / "l.mat"), "--splits", str(tmp_path / "s.mat"), "-o", str(tmp_path / "o")]
+    )
+    assert rc == 1  # today: converts the other file's images, exit 0
+    assert (
+        "l.mat: 'images' is a link or virtual dataset that reads data from elsewhere"
+        in capsys.readouterr().err
+    )
+    assert not (tmp_path / "o").exists()
 
 
 def test_nyu_depth_in_millimetres_is_refused(tmp_path, capsys):

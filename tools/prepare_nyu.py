@@ -226,6 +226,12 @@ def convert_labeled_mat(
                 f"{mat_path}: missing dataset(s) {missing} (found {sorted(f.keys())}); expected the official "
                 "nyu_depth_v2_labeled.mat with 'images' and 'depths'"
             )
+        for key in ("images", "depths"):  # an HDF5 link or virtual dataset would read another file
+            if not isinstance(f.get(key, getlink=True), h5py.HardLink) or f[key].is_virtual:
+                raise NYUFormatError(
+                    f"{mat_path}: '{key}' is a link or virtual dataset that reads data from elsewhere; "
+                    "expected the official nyu_depth_v2_labeled.mat, which stores it in the file"
+                )
         images, depths = f["images"], f["depths"]
         # MATLAB stores column-major: images (N, 3, W, H), depths (N, W, H) as seen by h5py.
         if images.ndim != 4 or images.shape[1] != 3 or depths.ndim != 3:
