@@ -19,6 +19,8 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+from .outputs import check_output_dir as check_writable_dir
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -63,25 +65,6 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:
     """Write ``text`` to ``path`` atomically; returns the path."""
     return atomic_write_bytes(path, text.encode(encoding))
-
-
-def check_output_file(path: str | os.PathLike) -> Path:
-    """Fail now, before any work, if ``path`` cannot be written: its folder is missing or unwritable,
-    or ``path`` is a folder. Probes by creating (and removing) a temp file next to it."""
-    path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(
-            f"output {str(path)!r} is an existing folder; name a file (or remove the folder)"
-        )
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"output folder {str(path.parent)!r} does not exist; create it first")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
-    except OSError as e:
-        raise PermissionError(f"cannot write to output folder {str(path.parent)!r}: {e.strerror}") from e
-    os.close(fd)
-    os.unlink(probe)
-    return path
 
 
 def normal_modes(root: str | os.PathLike) -> None:
@@ -132,17 +115,7 @@ def check_output_dir(path: str | os.PathLike, overwrite: bool = False) -> Path:
             )
         if not path.is_dir():
             raise NotADirectoryError(f"{path} exists and is not a folder; remove it or choose another name")
-    parent = path.parent
-    while not parent.exists():  # the first existing ancestor must take the new folders
-        parent = parent.parent
-    if not parent.is_dir():
-        raise NotADirectoryError(f"cannot create {path}: {parent} is not a folder")
-    try:
-        shutil.rmtree(tempfile.mkdtemp(prefix=f".{path.name}.probe.", dir=parent))
-    except OSError as e:
-        raise PermissionError(
-            f"cannot write {path}: folder {str(parent)!r} is not writable ({e.strerror})"
-        ) from e
+    check_writable_dir(path, "output folder")  # a temp file in the nearest existing folder
     return path
 
 

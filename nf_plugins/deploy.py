@@ -16,8 +16,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .atomic import atomic_output, check_output_file
+from .atomic import atomic_output
 from .layers import ScaledStdConv2d
+from .outputs import check_output_file
 
 
 @torch.no_grad()
@@ -57,7 +58,8 @@ def check_onnx_output(path: str | os.PathLike) -> Path:
         raise FileNotFoundError(
             f"folder {str(path.parent)!r} for the ONNX file does not exist; create it first"
         )
-    return check_output_file(path)
+    check_output_file(path, "ONNX output")
+    return path
 
 
 def export_onnx(

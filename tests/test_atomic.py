@@ -113,11 +113,11 @@ def test_atomic_output_dir_gives_subfolders_the_umask_modes(tmp_path, umask_022)
 
 # Replaces folder argv[1] with a new one through atomic_output_dir, but dies (os._exit: no cleanup, as
 # kill -9) at the second os.replace: the old folder has been moved aside, the new one not yet moved in.
-# atomic.py is loaded from its file so the child does not import torch.
+# atomic.py is imported from its folder under another package name, so the child does not import torch.
 _SWAP_KILLER = r"""
-import importlib.util, os, sys
-spec = importlib.util.spec_from_file_location("atomic", sys.argv[2])
-atomic = importlib.util.module_from_spec(spec); spec.loader.exec_module(atomic)
+import importlib, os, sys, types
+pkg = types.ModuleType("nfp"); pkg.__path__ = [os.path.dirname(sys.argv[2])]; sys.modules["nfp"] = pkg
+atomic = importlib.import_module("nfp.atomic")
 calls = []
 real_replace = os.replace
 def replace(src, dst):
