@@ -135,7 +135,37 @@ CREATE_CASES = [
     ("missing_checkpoint", "nf_resnet26", dict(checkpoint_path="/no/such/weights.safetensors"),
      FileNotFoundError, r"checkpoint_path '/no/such/weights.safetensors' does not exist"),
     ("bad_hf_repo", "hf-hub:org/bad name", dict(pretrained=True), ValueError, r"(?i)repo id"),
+    ("num_classes_negative", "nf_resnet26", dict(num_classes=-1), ValueError,
+     r"num_classes must be a non-negative int \(0 removes the classifier\), got -1"),
+    ("num_classes_str", "nf_resnet26", dict(num_classes="10"), TypeError,
+     r"num_classes must be a non-negative int.*got '10' \(str\); pass a number, e.g. num_classes=10$"),
+    ("in_chans_bool", "nf_resnet26", dict(in_chans=True), TypeError,
+     r"in_chans must be a positive int, got True \(bool\)"),
+    ("drop_rate_str", "nf_resnet26", dict(drop_rate="0.1"), TypeError,
+     r"drop_rate must be a float in \[0, 1\), got '0.1' \(str\); pass a number, e.g. drop_rate=0.1$"),
+    ("global_pool", "nf_resnet26", dict(global_pool="bogus"), ValueError,
+     r"global_pool='bogus' is not a pooling type; use one of \['', 'avg', 'max'"),
+    ("no_pool_with_classes", "nf_resnet26", dict(global_pool=""), ValueError,
+     r"global_pool='' \(no pooling\) cannot feed a classifier of num_classes=1000: pass num_classes=0"),
+    ("out_indices_empty", "nf_resnet26", dict(features_only=True, out_indices=()), ValueError,
+     r"out_indices=\(\) selects no feature level of nf_resnet26: it has 5 feature levels"),
+    ("overlay_input_size", "nf_resnet26", dict(pretrained_cfg_overlay=dict(input_size=(3, 0, 0))), ValueError,
+     r"pretrained_cfg_overlay\['input_size'\]=\(3, 0, 0\) is invalid: expected \(channels, height, width\)"),
+    ("overlay_crop_pct", "nf_resnet26", dict(pretrained_cfg_overlay=dict(crop_pct=-1)), ValueError,
+     r"pretrained_cfg_overlay\['crop_pct'\]=-1 is invalid: expected a positive fraction"),
+    ("overlay_str", "nf_resnet26", dict(pretrained_cfg_overlay="abc"), TypeError,
+     r"pretrained_cfg_overlay must be a dict of pretrained_cfg fields, got 'abc' \(str\)"),
+    ("overlay_unknown_key", "nf_resnet26", dict(pretrained_cfg_overlay=dict(crop_pc=1.0)), TypeError,
+     r"pretrained_cfg_overlay has unknown keys \['crop_pc'\] \(did you mean \['crop_pct'\]\?\)"),
+    ("overlay_std", "nf_resnet26", dict(pretrained_cfg_overlay=dict(std=(0.2, 0.0, 0.2))), ValueError,
+     r"pretrained_cfg_overlay\['std'\]=\(0.2, 0.0, 0.2\) is invalid: expected per-channel positive numbers"),
 ]  # fmt: skip
+
+# The cases of issue 15 also go through timm.create_model: our registered entrypoints check them there.
+TIMM_ENTRY_CASES = [c for c in CREATE_CASES if c[0] in (
+    "num_classes_negative", "num_classes_str", "in_chans_bool", "drop_rate_str", "global_pool",
+    "out_indices_empty", "overlay_input_size", "overlay_crop_pct", "overlay_str",
+)]  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -144,6 +174,92 @@ CREATE_CASES = [
 def test_create_model_errors(name, kwargs, exc, msg):
     with pytest.raises(exc, match=msg):
         create_model(name, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "exc", "msg"), [c[1:] for c in TIMM_ENTRY_CASES], ids=[c[0] for c in TIMM_ENTRY_CASES]
+)
+def test_timm_create_model_checks_the_same(name, kwargs, exc, msg):
+    import timm
+
+    with pytest.raises(exc, match=msg):
+        timm.create_model(name, **kwargs)
+
+
+def test_valid_pretrained_cfg_overlay_is_stored():
+    """The overlay check lets timm's own kinds of values through: crop_pct above 1 (timm ships 1.15)."""
+    overlay = dict(input_size=(3, 256, 256), crop_pct=1.15, interpolation="bilinear", mean=(0.5,) * 3)
+    cfg = create_model("nf_regnet_b0", num_classes=0, pretrained_cfg_overlay=overlay).pretrained_cfg
+    assert {k: cfg[k] for k in overlay} == overlay
+
+
+def test_reset_classifier_checks_before_changing_the_head(r26):
+    """timm's head treats a negative count as 0 (no classifier) and asserts on a bad pool type; here each
+    is a ValueError/TypeError naming the argument, and the model keeps its classifier."""
+    model = create_model("nf_resnet26", num_classes=4)
+    fc = model.get_classifier()
+    for args, exc, msg in [
+        ((-3,), ValueError, r"num_classes must be a non-negative int \(0 removes the classifier\), got -3"),
+        (("10",), TypeError, r"num_classes must be a non-negative int.*'10' \(str\); pass a number, e.g. num_classes=10"),  # noqa: E501
+        ((10, "bogus"), ValueError, r"global_pool='bogus' is not a pooling type"),
+        ((10, ""), ValueError, r"reset_classifier\(10\) with global_pool='' \(no pooling\): pass num_classes=0"),  # noqa: E501
+    ]:  # fmt: skip
+        with pytest.raises(exc, match=msg):
+            model.reset_classifier(*args)
+        assert model.get_classifier() is fc and model.num_classes == 4
+    model.reset_classifier(0, "")  # unpooled features: the one valid use of global_pool=''
+    assert model.num_classes == 0 and model.head.global_pool.pool_type == ""
+
+
+INDICES_CASES = [
+    ("last_n_too_many", 10, ValueError, r"indices=10 is out of range for nf_resnet26: it has 5 feature levels"),  # noqa: E501
+    ("last_n_zero", 0, ValueError, r"indices=0 is out of range.*an int n in 1\.\.5 for the last n levels"),
+    ("last_n_negative", -7, ValueError, r"indices=-7 is out of range.*a list of indices in -5\.\.4"),
+    ("float", 2.5, TypeError, r"indices must be an int, a list of ints or None, got 2.5 \(float\)"),
+    ("empty", [], ValueError, r"indices=\[\] selects no feature level of nf_resnet26"),
+    ("list_out_of_range", [0, 9], ValueError, r"indices=\[0, 9\] is out of range"),
+    ("list_negative_out_of_range", [-6], ValueError, r"indices=\[-6\] is out of range"),
+    ("list_float", [1.0], TypeError, r"indices=\[1.0\] holds non-int entries \[1.0\]"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("indices", "exc", "msg"), [c[1:] for c in INDICES_CASES], ids=[c[0] for c in INDICES_CASES]
+)
+def test_forward_intermediates_indices_errors(r26, indices, exc, msg):
+    """timm gives bare assertions (``last-n (10) is out of range (1 to 5)``), 'float' not iterable, or
+    ``max() arg is an empty sequence``; pruning takes the same indices and checks them the same way."""
+    x = torch.randn(1, 3, 64, 64)
+    with pytest.raises(exc, match=msg):
+        r26.forward_intermediates(x, indices=indices)
+    with pytest.raises(exc, match=msg):
+        create_model("nf_resnet26", num_classes=0).prune_intermediate_layers(indices)
+
+
+@pytest.mark.parametrize("indices", [None, 1, 3, 5, [0], [-1], [0, -2, 4], (-5, 2)])
+def test_forward_intermediates_indices_follow_timm(r26, indices):
+    """Valid indices select what timm's own ``feature_take_indices`` selects (int = last n, a sequence =
+    explicit levels, negative from the end): features of those levels, compared by value."""
+    from timm.models._features import feature_take_indices
+
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        everything = r26.forward_intermediates(x, intermediates_only=True)
+        got = r26.forward_intermediates(x, indices=indices, intermediates_only=True)
+    take, _ = feature_take_indices(5, indices)
+    assert len(got) == len(take)
+    for level, y in zip(sorted(take), got, strict=True):
+        torch.testing.assert_close(y, everything[level], rtol=0, atol=0)
+
+
+def test_scripted_model_raises_torch_jit_error_with_the_same_message(r26):
+    """TorchScript re-raises a model's ValueError as ``torch.jit.Error``, a plain Exception subclass
+    (neither a ValueError nor a RuntimeError); the message keeps the eager text after
+    ``builtins.ValueError:``. Scripted callers catch ``torch.jit.Error`` (or match the text)."""
+    scripted = torch.jit.script(r26)
+    with pytest.raises(torch.jit.Error, match=r"builtins.ValueError: expected 3 input channels.*in_chans=5"):
+        scripted(torch.randn(1, 5, 64, 64))
+    assert not issubclass(torch.jit.Error, (ValueError, TypeError, RuntimeError))
 
 
 def test_features_only_checks_its_input():

@@ -295,7 +295,11 @@ def test_constructor_errors_say_what_is_accepted():
         ),
         (dict(output_stride=4), ValueError, r"^output_stride must be 8, 16 or 32, got 4$"),
         (dict(in_chans=0), ValueError, r"^in_chans must be a positive int, got 0$"),
-        (dict(in_chans="3"), ValueError, r"^in_chans must be a positive int, got '3'$"),
+        (
+            dict(in_chans="3"),
+            TypeError,
+            r"^in_chans must be a positive int, got '3' \(str\); pass a number, e\.g\. in_chans=3$",
+        ),
         (dict(drop_path_rate=1.0), ValueError, r"^drop_path_rate must be in \[0, 1\), got 1\.0$"),
         (dict(drop_path_rate=-0.1), ValueError, r"^drop_path_rate must be in \[0, 1\), got -0\.1$"),
         (dict(drop_rate=1.0), ValueError, r"^drop_rate must be in \[0, 1\), got 1\.0$"),

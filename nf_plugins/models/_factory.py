@@ -20,6 +20,7 @@ from timm.models import _registry, build_model_with_cfg
 from timm.models._builder import resolve_pretrained_cfg
 from timm.models._pretrained import PretrainedCfg
 
+from ._validate import check_feature_indices, check_pretrained_cfg_overlay
 from ._weights import (
     check_local_dir,
     check_num_classes,
@@ -87,6 +88,7 @@ def _resolved_timm_tag(variant: str, pretrained_cfg: Any) -> bool:
 
 def create_nf(variant: str, cfg: NfCfg, pretrained: bool = False, **kwargs: Any) -> NormFreeNet:
     """Build ``variant`` (paper-exact) or, for one of timm's weight tags, timm's own model."""
+    check_pretrained_cfg_overlay(kwargs.get("pretrained_cfg_overlay"))
     tag = _requested_tag(kwargs.get("pretrained_cfg"))
     known = [OUR_TAG, *timm_weight_tags(variant)]
     if tag is not None and tag not in known:
@@ -120,7 +122,7 @@ def create_nf(variant: str, cfg: NfCfg, pretrained: bool = False, **kwargs: Any)
                 + (f", or load timm's own variant with its weights: {others}" if others else "")
             )
     if kwargs.get("features_only"):
-        _check_out_indices(variant, kwargs.get("out_indices"), num_levels=len(cfg.depths) + 1)
+        check_feature_indices(kwargs.get("out_indices"), len(cfg.depths) + 1, "out_indices", variant)
     try:
         return build_model_with_cfg(
             NormFreeNet, variant, pretrained, model_cfg=cfg, feature_cfg=dict(feature_cls="getter"),
@@ -140,20 +142,6 @@ def _weights_location(src: PretrainedCfg, variant: str) -> str:
     if src.file and os.path.isdir(src.file):  # local-dir: timm reads <dir>/model.safetensors
         where = os.path.join(src.file, "model.safetensors")
     return where
-
-
-def _check_out_indices(variant: str, out_indices: Any, num_levels: int) -> None:
-    """timm asserts on out-of-range feature indices; say which levels exist instead."""
-    if out_indices is None or isinstance(out_indices, int):
-        ok = out_indices is None or 1 <= out_indices <= num_levels
-    else:
-        ok = all(isinstance(i, int) and -num_levels <= i < num_levels for i in out_indices)
-    if not ok:
-        raise ValueError(
-            f"out_indices={out_indices!r} is out of range for {variant}: it has {num_levels} feature levels "
-            f"(0 = stem at stride 2 ... {num_levels - 1} = final features at stride 32); use indices in "
-            f"0..{num_levels - 1} (or negative from the end), or an int n for the last n levels"
-        )
 
 
 def create_model(name: str, **kwargs: Any) -> Any:

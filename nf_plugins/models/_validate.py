@@ -9,6 +9,13 @@ Proxy, so the traced graph still checks real tensors when it runs.
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import math
+import numbers
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 
 
@@ -83,3 +90,186 @@ def check_model_input(x: torch.Tensor, in_chans: int, param_dtype: torch.dtype) 
     if not torch.jit.is_scripting():
         check_input_dtype(x, param_dtype)
     return x
+
+
+# ---- creation arguments: checked before anything is built ---------------------------------------------
+
+# timm's SelectAdaptivePool2d types (case-insensitive there too); anything else is a bare AssertionError.
+POOL_TYPES = (
+    "",
+    "avg",
+    "max",
+    "avgmax",
+    "catavgmax",
+    "fast",
+    "fastavg",
+    "fastmax",
+    "fastavgmax",
+    "fastcatavgmax",
+)
+
+
+def _got(value: Any) -> str:
+    return f"{value!r} ({type(value).__name__})"
+
+
+def _number_hint(name: str, value: Any) -> str:
+    """``; pass a number, e.g. name=10`` when ``value`` is a number written as a string (a config file's)."""
+    if not isinstance(value, str):
+        return ""
+    for convert in (int, float):
+        try:
+            return f"; pass a number, e.g. {name}={convert(value)!r}"
+        except ValueError:
+            continue
+    return ""
+
+
+def check_int_arg(name: str, value: Any, minimum: int, meaning: str) -> int:
+    """``value`` as an int >= ``minimum``: ``TypeError`` for a non-int (bools too), ``ValueError`` below it.
+
+    ``meaning`` says what the argument is, e.g. "positive int" or "int >= 0 (0 removes the classifier)".
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a {meaning}, got {_got(value)}{_number_hint(name, value)}")
+    if value < minimum:
+        raise ValueError(f"{name} must be a {meaning}, got {value}")
+    return int(value)
+
+
+def check_class_count(num_classes: Any) -> int:
+    """``num_classes`` as an int >= 0; timm's head silently treats a negative count as 0 (no classifier)."""
+    return check_int_arg("num_classes", num_classes, 0, "non-negative int (0 removes the classifier)")
+
+
+def check_rate(name: str, value: Any) -> float:
+    """A dropout / drop-path probability: a real number in [0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a float in [0, 1), got {_got(value)}{_number_hint(name, value)}")
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value}")
+    return float(value)
+
+
+def check_global_pool(value: Any) -> str:
+    """One of timm's global pooling types; timm itself only asserts."""
+    if not isinstance(value, str) or value.lower() not in POOL_TYPES:
+        raise ValueError(
+            f"global_pool={value!r} is not a pooling type; use one of {list(POOL_TYPES)} "
+            "('avg' is the default, '' keeps the feature map and needs num_classes=0)"
+        )
+    return value
+
+
+def check_feature_indices(
+    indices: Any, num_levels: int, name: str = "indices", model: str = "this model"
+) -> None:
+    """timm's feature index convention, checked with a message instead of timm's bare assertion.
+
+    ``None``: all levels; an int n: the last n levels (1..num_levels); a list/tuple: explicit levels,
+    negative ones counted from the end (-num_levels..num_levels - 1), at least one.
+    """
+    levels = (
+        f"it has {num_levels} feature levels (0 = stem at stride 2 ... {num_levels - 1} = final features); "
+        f"pass an int n in 1..{num_levels} for the last n levels, or a list of indices in "
+        f"{-num_levels}..{num_levels - 1}"
+    )
+    if indices is None:
+        return
+    if isinstance(indices, bool) or not isinstance(indices, (numbers.Integral, list, tuple)):
+        raise TypeError(
+            f"{name} must be an int, a list of ints or None, got {_got(indices)}; {model} {levels}"
+        )
+    if isinstance(indices, numbers.Integral):
+        if not 1 <= indices <= num_levels:
+            raise ValueError(f"{name}={indices!r} is out of range for {model}: {levels}")
+        return
+    if not indices:
+        raise ValueError(f"{name}={indices!r} selects no feature level of {model}: {levels}")
+    bad_type = [i for i in indices if isinstance(i, bool) or not isinstance(i, numbers.Integral)]
+    if bad_type:
+        raise TypeError(f"{name}={indices!r} holds non-int entries {bad_type}; {model} {levels}")
+    if any(not -num_levels <= i < num_levels for i in indices):
+        raise ValueError(f"{name}={indices!r} is out of range for {model}: {levels}")
+
+
+_INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "box", "hamming", "lanczos", "random")  # timm.data's
+_CROP_MODES = ("center", "squash", "border")
+
+
+def _bad_overlay(key: str, value: Any, expected: str) -> ValueError:
+    return ValueError(f"pretrained_cfg_overlay[{key!r}]={value!r} is invalid: {expected}")
+
+
+def _check_size(key: str, value: Any, min_px: int) -> None:
+    ok = (
+        isinstance(value, (tuple, list))
+        and len(value) == 3
+        and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value)
+        and value[0] >= 1
+        and min(value[1:]) >= min_px
+    )
+    if not ok:
+        raise _bad_overlay(
+            key,
+            value,
+            f"expected (channels, height, width) ints, channels >= 1 and height, width >= {min_px} "
+            "(the smallest image NF networks take), e.g. (3, 224, 224)",
+        )
+
+
+def _check_positive(key: str, value: Any, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < float("inf"):
+        raise _bad_overlay(key, value, f"expected {what}")
+
+
+def check_pretrained_cfg_overlay(overlay: Any, min_px: int = 32) -> None:
+    """The values of ``pretrained_cfg_overlay`` that data pipelines read, checked before they are stored.
+
+    timm copies the overlay into the model's ``pretrained_cfg`` unchecked: ``input_size=(3, 0, 0)`` or
+    ``crop_pct=-1`` surface later as a broken data pipeline, a string as "dictionary update sequence".
+    Source keys (``file``, ``url``, ...) are left to the weight loaders.
+    """
+    from timm.models._pretrained import PretrainedCfg
+
+    if overlay is None:
+        return
+    if not isinstance(overlay, Mapping):
+        raise TypeError(
+            f"pretrained_cfg_overlay must be a dict of pretrained_cfg fields, got {_got(overlay)}; "
+            "e.g. pretrained_cfg_overlay=dict(input_size=(3, 256, 256), crop_pct=1.0)"
+        )
+    fields = [f.name for f in dataclasses.fields(PretrainedCfg)]
+    unknown = sorted(str(k) for k in overlay if k not in fields)
+    if unknown:
+        close = [m for k in unknown for m in difflib.get_close_matches(k, fields, n=1)]
+        raise TypeError(
+            f"pretrained_cfg_overlay has unknown keys {unknown}"
+            + (f" (did you mean {close}?)" if close else "")
+            + f"; pretrained_cfg fields are {fields}"
+        )
+    for key, value in overlay.items():
+        if value is None and key not in ("input_size", "crop_pct", "mean", "std", "num_classes"):
+            continue  # optional fields (test_input_size, test_crop_pct, ...) may be unset
+        if key in ("input_size", "test_input_size", "min_input_size"):
+            _check_size(key, value, min_px)
+        elif key in ("crop_pct", "test_crop_pct"):
+            _check_positive(key, value, "a positive fraction of the image kept by the eval crop, e.g. 0.875")
+        elif key in ("mean", "std"):
+            ok = (
+                isinstance(value, (tuple, list))
+                and len(value) > 0
+                and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value)
+                and all(math.isfinite(v) and (key == "mean" or v > 0) for v in value)
+            )
+            if not ok:
+                what = "finite numbers" if key == "mean" else "positive numbers"
+                raise _bad_overlay(key, value, f"expected per-channel {what}, e.g. (0.5, 0.5, 0.5)")
+        elif key == "interpolation" and value not in _INTERPOLATIONS:
+            raise _bad_overlay(key, value, f"expected one of {list(_INTERPOLATIONS)}")
+        elif key == "crop_mode" and value not in _CROP_MODES:
+            raise _bad_overlay(key, value, f"expected one of {list(_CROP_MODES)}")
+        elif key == "num_classes" and (
+            isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0
+        ):
+            raise _bad_overlay(key, value, "expected an int >= 0")

@@ -29,7 +29,14 @@ from ..layers import (
     drop_path_keep_mask,
     he_init_conv2d,
 )
-from ._validate import check_model_input
+from ._validate import (
+    check_class_count,
+    check_feature_indices,
+    check_global_pool,
+    check_int_arg,
+    check_model_input,
+    check_rate,
+)
 
 # FX tracing records the entrance check as one call (run on real tensors when the graph runs) instead of
 # tracing into it, where ``isinstance(x, Tensor)`` fails on a Proxy; timm marks its own helpers this way.
@@ -237,18 +244,21 @@ class NormFreeNet(nn.Module):
                 "in_chans, global_pool, output_stride (8, 16 or 32), drop_rate, drop_path_rate "
                 "(and timm's features_only, out_indices, pretrained, pretrained_cfg)"
             )
-        if output_stride not in (8, 16, 32):
-            raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride}")
-        if not isinstance(in_chans, int) or in_chans < 1:
-            raise ValueError(f"in_chans must be a positive int, got {in_chans!r}")
-        if not 0.0 <= drop_path_rate < 1.0:
-            raise ValueError(f"drop_path_rate must be in [0, 1), got {drop_path_rate}")
+        if output_stride not in (8, 16, 32) or isinstance(output_stride, bool):
+            raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride!r}")
+        num_classes = check_class_count(num_classes)
+        in_chans = check_int_arg("in_chans", in_chans, 1, "positive int")
+        drop_path_rate = check_rate("drop_path_rate", drop_path_rate)
+        check_global_pool(global_pool)
+        if not global_pool and num_classes:
+            raise ValueError(
+                f"global_pool='' (no pooling) cannot feed a classifier of num_classes={num_classes}: pass "
+                "num_classes=0 for unpooled features, or a pooling type such as global_pool='avg'"
+            )
         self.cfg = cfg
         self.num_classes = num_classes
         self.in_chans = in_chans
-        self.drop_rate = cfg.drop_rate if drop_rate is None else drop_rate
-        if not 0.0 <= self.drop_rate < 1.0:
-            raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate}")
+        self.drop_rate = check_rate("drop_rate", cfg.drop_rate if drop_rate is None else drop_rate)
         self.grad_checkpointing = False
 
         self.stem = NfStem(cfg, in_chans)
@@ -341,9 +351,24 @@ class NormFreeNet(nn.Module):
         return self.head.fc
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        num_classes = check_class_count(num_classes)
+        if global_pool is not None:
+            check_global_pool(global_pool)
+        pool = self.head.global_pool.pool_type if global_pool is None else global_pool
+        if not pool and num_classes:
+            raise ValueError(
+                f"reset_classifier({num_classes}) with global_pool='' (no pooling): pass num_classes=0 for "
+                "unpooled features, or a pooling type such as global_pool='avg'"
+            )
         self.num_classes = num_classes
         self.head.reset(num_classes, global_pool)
         self._zero_init_classifier()
+
+    @torch.jit.ignore
+    def _arch_name(self) -> str:
+        """The registered name (e.g. nf_resnet26) for error messages."""
+        cfg = getattr(self, "pretrained_cfg", None) or {}
+        return str(cfg.get("architecture") or type(self).__name__)
 
     def forward_intermediates(
         self,
@@ -362,6 +387,9 @@ class NormFreeNet(nn.Module):
         if output_fmt != "NCHW":
             raise ValueError(f"output_fmt must be 'NCHW', got {output_fmt!r}")
         x = check_model_input(x, self.in_chans, self.stem.conv.weight.dtype)
+        # Scripted models keep timm's assertion: there the indices are fixed at creation (features_only).
+        if not torch.jit.is_scripting():
+            check_feature_indices(indices, len(self.stages) + 1, "indices", self._arch_name())
         take_indices, max_index = feature_take_indices(len(self.stages) + 1, indices)
         intermediates: list[torch.Tensor] = []
         x = self.stem.conv(x)
@@ -385,6 +413,7 @@ class NormFreeNet(nn.Module):
         self, indices: int | list[int] = 1, prune_norm: bool = False, prune_head: bool = True
     ) -> list[int]:
         """Drop the stages (and head) that the requested intermediates do not need."""
+        check_feature_indices(indices, len(self.stages) + 1, "indices", self._arch_name())
         take_indices, max_index = feature_take_indices(len(self.stages) + 1, indices)
         self.stages = self.stages[:max_index]
         if max_index < len(self.cfg.depths):
