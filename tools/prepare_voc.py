@@ -5,6 +5,10 @@
 
 Result: data/VOCdevkit/VOC2012/{JPEGImages,SegmentationClass,SegmentationClassAug} and
 ImageSets/Segmentation/{train,val,aug,trainaug}.txt (1,464 + 9,118 = 10,582 train, 1,449 val).
+
+Nothing is read or written outside --out and the VOC/SBD folders: archives extract only their plain
+files and folders (links are skipped and named), a member named outside --out refuses the archive,
+split ids must be VOC ids (2007_000032), and the output folders are checked before any work.
 """
 
 import argparse
