@@ -217,7 +217,7 @@ def check_outputs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         parser.error(f"--out and --json are the same file {args.out!r}; give two paths")
     for flag, path in outputs:
         folder = Path(path).parent
-        if not folder.is_dir():  # as atomic_output(make_dirs=False): a typo must not create a tree
+        if not folder.exists():  # as atomic_output(make_dirs=False): a typo must not create a tree
             parser.error(f"{flag} {path!r}: folder {str(folder)!r} does not exist; create it first")
         try:
             check_output_file(path, flag)
