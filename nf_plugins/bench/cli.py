@@ -49,11 +49,12 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
 
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict:
+    """Check, measure, print the table, then write the JSON and markdown; returns the report."""
     try:
         cfg = config_from_args(args)
     except (ValueError, OSError) as e:
         parser.error(str(e))
-    report = runner.run_benchmark(cfg)
+    report = runner.run_benchmark(cfg)  # looked up on the module, so tests can stub the measurements
     print(to_markdown(report))  # first: the measurements survive a failing write
     try:
         write_report(report, args.json, args.md)
