@@ -39,14 +39,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--img-size",
         type=int,
         default=None,
-        help=f"input resolution (default: {FIGURE_IMG_SIZE} for --figure and reference nets, "
-        "else the model's default input size)",
+        help=f"input resolution, at least {MIN_IMG_SIZE} (default: {FIGURE_IMG_SIZE} for --figure and "
+        "reference nets, else the model's default input size)",
     )
     parser.add_argument(
         "--batch-size",
         type=int,
         default=None,
-        help="N(0,1) images per batch (default 8; the paper gives none)",
+        help="N(0,1) images per batch (default 8; the paper gives none; at least 2 for BatchNorm models)",
     )
     parser.add_argument("--depth", type=int, default=600, help="depth of the reference nets (multiple of 12)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the weights and the input")
