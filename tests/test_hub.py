@@ -148,11 +148,12 @@ def test_every_paper_model_round_trips_through_the_hf_cache(tmp_path, hf_cache):
     x = torch.randn(1, 3, 32, 32)
     for name in nf_plugins.PAPER_MODELS:
         model = make_live(timm.create_model(name, num_classes=3)).eval()
+        with torch.no_grad():
+            expected = model(x)  # before the export, which must not change the model
         folder = export_for_hub(model, tmp_path / name, tag="test", compute_macs=False)
         hf_cache(f"someorg/{name}-test", folder)
+        del model  # one paper model in memory at a time (NF-ResNet-288: 146M parameters)
         with torch.no_grad():
-            expected = model(x)
-            del model  # one paper model in memory at a time (NF-ResNet-288: 146M parameters)
             loaded = timm.create_model(f"hf-hub:someorg/{name}-test", pretrained=True).eval()
             assert loaded.pretrained_cfg["architecture"] == name and loaded.pretrained_cfg["tag"] == "test"
             assert expected.abs().max() > 1e-2, name  # not a comparison of zeros
