@@ -6,6 +6,7 @@ import os.path as osp
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -41,3 +42,35 @@ def test_demo_segmentation_finetune_learns(tmp_path):
     before, after = _miou_rows(out)
     # 6 classes in the val set (background + 5 shapes); predicting all background gives mIoU <= 100 / 6
     assert before < 10.0 and after > 40.0, out
+
+
+def _load_demo(name: str):
+    spec = importlib.util.spec_from_file_location(name, osp.join(ROOT, f"tools/{name}.py"))
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    return demo
+
+
+@pytest.mark.parametrize("name", ["demo_segmentation", "demo_depth"])
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--work-dir", "{blocker}/work"], "is not a folder"),
+        (["--iters", "0"], "--iters must be at least 1"),
+        (["--lr", "nan"], "--lr must be a positive number"),
+    ],
+)
+def test_demos_refuse_bad_arguments_before_any_work(tmp_path, capsys, name, args, says):
+    """Issue 15: a demo answers an unwritable --work-dir or a bad value at once (exit 2, < 2 s), creating
+    nothing, instead of after minutes of data generation and training."""
+    pytest.importorskip("mmseg")
+    demo = _load_demo(name)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    before = sorted(tmp_path.rglob("*"))
+    start = time.perf_counter()
+    with pytest.raises(SystemExit) as exit_:
+        demo.main([a.format(blocker=blocker) for a in args])
+    assert exit_.value.code == 2 and time.perf_counter() - start < 2
+    assert says in capsys.readouterr().err
+    assert sorted(tmp_path.rglob("*")) == before

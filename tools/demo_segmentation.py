@@ -10,6 +10,7 @@ weights offline) and evaluates again with mmseg's IoUMetric.
 
 import argparse
 import logging
+import math
 import os
 import os.path as osp
 import sys
@@ -31,6 +32,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work-dir", help="where data, logs and checkpoints go (default: a temp dir)")
     p.add_argument("--verbose", action="store_true", help="show mmengine's logs")
     args = p.parse_args(argv)
+    for flag, value, low in (
+        ("--iters", args.iters, 1),
+        ("--crop", args.crop, 32),
+        ("--batch-size", args.batch_size, 1),
+    ):
+        if value < low:
+            p.error(f"{flag} must be at least {low}, got {value}")
+    if not args.lr > 0:
+        p.error(f"--lr must be a positive number, got {args.lr}")
+    if args.work_dir:  # before minutes of data generation and training, creating nothing
+        from nf_plugins.outputs import check_output_dir
+
+        try:
+            check_output_dir(args.work_dir, "--work-dir")
+        except OSError as e:
+            p.error(str(e))
 
     from mmengine.logging import MMLogger
     from mmengine.runner import Runner
@@ -81,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     ):
         print(f"| {name} | {iters} | {t} | {m['mIoU']:.2f} | {m['mAcc']:.2f} | {m['aAcc']:.2f} |")
     print(f"work dir: {work}")
+    if not math.isfinite(after["mIoU"]) or not after["mIoU"] > before["mIoU"]:
+        print("FAILED: fine-tuning did not raise the mIoU (or it is not a number)", file=sys.stderr)
+        return 1
     return 0
 
 
