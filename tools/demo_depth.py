@@ -156,23 +156,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=0.02)  # 0.03 diverged from random init (older 96x72 setup)
     p.add_argument("--work-dir", type=Path, help="keep data and logs here (default: a temp dir)")
     args = p.parse_args(argv)
-    for flag, value, low in (
-        ("--train", args.train, 1),
-        ("--test", args.test, 1),
-        ("--iters", args.iters, 1),
-        ("--batch", args.batch, 1),
-    ):
-        if value < low:
-            p.error(f"{flag} must be at least {low}, got {value}")
-    if not args.lr > 0:
-        p.error(f"--lr must be a positive number, got {args.lr}")
-    if args.work_dir:  # before minutes of data generation and training, creating nothing
-        from nf_plugins.outputs import check_output_dir
+    from nf_plugins.outputs import refuse_bad_args  # before minutes of data generation and training
 
-        try:
-            check_output_dir(args.work_dir, "--work-dir")
-        except OSError as e:
-            p.error(str(e))
+    refuse_bad_args(
+        p,
+        at_least=[
+            ("--train", args.train, 1),
+            ("--test", args.test, 1),
+            ("--iters", args.iters, 1),
+            ("--batch", args.batch, 1),
+        ],
+        positive=[("--lr", args.lr)],
+        output_dirs=[("--work-dir", args.work_dir)],
+    )
 
     import torch
 

@@ -32,22 +32,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work-dir", help="where data, logs and checkpoints go (default: a temp dir)")
     p.add_argument("--verbose", action="store_true", help="show mmengine's logs")
     args = p.parse_args(argv)
-    for flag, value, low in (
-        ("--iters", args.iters, 1),
-        ("--crop", args.crop, 32),
-        ("--batch-size", args.batch_size, 1),
-    ):
-        if value < low:
-            p.error(f"{flag} must be at least {low}, got {value}")
-    if not args.lr > 0:
-        p.error(f"--lr must be a positive number, got {args.lr}")
-    if args.work_dir:  # before minutes of data generation and training, creating nothing
-        from nf_plugins.outputs import check_output_dir
+    from nf_plugins.outputs import refuse_bad_args  # before minutes of data generation and training
 
-        try:
-            check_output_dir(args.work_dir, "--work-dir")
-        except OSError as e:
-            p.error(str(e))
+    refuse_bad_args(
+        p,
+        at_least=[
+            ("--iters", args.iters, 1),
+            ("--crop", args.crop, 32),
+            ("--batch-size", args.batch_size, 1),
+        ],
+        positive=[("--lr", args.lr)],
+        output_dirs=[("--work-dir", args.work_dir)],
+    )
 
     from mmengine.logging import MMLogger
     from mmengine.runner import Runner
