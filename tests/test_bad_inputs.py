@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import safetensors.torch
 import torch
+from tool_modules import load_tool
 
 from nf_plugins.cli import main as cli_main
 from nf_plugins.deploy import export_onnx
@@ -478,13 +479,10 @@ def test_onnx_export_errors_leave_no_file(b0, tmp_path, rel, size, exc, msg):
 def test_prepare_nyu_zip_members_cannot_escape(tmp_path, monkeypatch):
     """``zipfile.extractall`` drops ``..`` and absolute prefixes; prove it for prepare_nyu's mmseg-zip path
     (the VOC tarballs use tarfile's data filter: tests/test_segmentation_e2e.py)."""
-    import importlib.util
     import tempfile
     import zipfile
 
-    spec = importlib.util.spec_from_file_location("prepare_nyu_bad", ROOT / "tools" / "prepare_nyu.py")
-    prepare_nyu = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(prepare_nyu)
+    prepare_nyu = load_tool("prepare_nyu")
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # extraction goes to scratch/tmpXXXX

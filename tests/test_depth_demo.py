@@ -1,7 +1,6 @@
 """The README's depth demo learns: its fine-tune clearly beats predicting the mean depth (default run: 40
 iterations on 32 rooms in this process; slow: the demo as shipped, minutes)."""
 
-import importlib.util
 import os.path as osp
 import re
 import subprocess
@@ -10,6 +9,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
+from tool_modules import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -33,9 +33,7 @@ def test_demo_depth_learns_in_40_iterations(tmp_path, capsys):
     rooms: training starts at the mean-depth baseline (the head's bias), and 40 steps already take a
     quarter off its rms (measured ratio 0.76; the shipped demo's 1000 steps reach 0.37)."""
     pytest.importorskip("mmseg")
-    spec = importlib.util.spec_from_file_location("demo_depth", osp.join(ROOT, "tools/demo_depth.py"))
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
+    demo = load_tool("demo_depth")
     args = ["--train", "32", "--test", "8", "--iters", "40", "--batch", "4", "--work-dir", str(tmp_path)]
     demo.main(args)  # returns 1 here: its pass mark is the full demo's ratio 0.5
     out = capsys.readouterr().out

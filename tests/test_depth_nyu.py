@@ -4,7 +4,6 @@ The fixtures are written in the official on-disk formats (HDF5 v7.3 labeled file
 splits through scipy), so a transposition or index-base mistake in the converter shows up here.
 """
 
-import importlib.util
 import json
 import pickle
 import runpy
@@ -16,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from tool_modules import load_tool
 
 h5py = pytest.importorskip("h5py")
 scipy_io = pytest.importorskip("scipy.io")
@@ -26,14 +26,7 @@ CONFIG = ROOT / "configs/depth/uproj_nf-resnet50_8xb32-7.5k_nyu-304x228.py"
 H, W = 480, 640  # the labeled set's resolution
 
 
-def _load_prepare_nyu():
-    spec = importlib.util.spec_from_file_location("prepare_nyu", ROOT / "tools/prepare_nyu.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-prepare_nyu = _load_prepare_nyu()
+prepare_nyu = load_tool("prepare_nyu")
 
 
 def make_scene(i: int, h: int = H, w: int = W) -> tuple[np.ndarray, np.ndarray]:

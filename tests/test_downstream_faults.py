@@ -3,7 +3,6 @@ checkpoints and weights_only loading of mmengine's training state, through the r
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -18,6 +17,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from tool_modules import load_tool
 
 pytest.importorskip("mmseg")
 from mmengine.config import Config  # noqa: E402
@@ -38,13 +38,6 @@ from nf_plugins.models import create_model as nf_plugins_create_model  # noqa: E
 ROOT = Path(__file__).resolve().parents[1]
 SEG_CONFIG = str(ROOT / "configs/segmentation/fcn_nf-regnet-b0-d16_4xb4-30k_voc12aug-513x513.py")
 DEPTH_CONFIG = str(ROOT / "configs/depth/uproj_nf-regnet-b0_8xb32-7.5k_nyu-304x228.py")
-
-
-def _load_prepare_nyu():
-    spec = importlib.util.spec_from_file_location("prepare_nyu", ROOT / "tools/prepare_nyu.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture
@@ -116,7 +109,7 @@ def _nyu_layout(root: Path, n: int = 2) -> Path:
     ],
 )
 def test_prepare_nyu_check_names_truncated_files(tmp_path, victim, message):
-    prepare_nyu = _load_prepare_nyu()
+    prepare_nyu = load_tool("prepare_nyu")
     root = _nyu_layout(tmp_path / "nyu")
     assert prepare_nyu.check_layout(root) == {"train": 2, "test": 2}
     _truncate(root / victim, 0.6)

@@ -7,7 +7,6 @@ output was checked too late.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import tempfile
 import time
@@ -17,6 +16,7 @@ import pytest
 import safetensors.torch
 import timm
 import torch
+from tool_modules import load_tool
 
 import nf_plugins.deploy
 import nf_plugins.hub
@@ -25,17 +25,7 @@ from nf_plugins.cli import main as cli_main
 from nf_plugins.hub import export_for_hub
 from nf_plugins.hub.checkpoint import save_training_checkpoint
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(f"tool_{name}", ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-export_hub = _load_tool("export_hub")
+export_hub = load_tool("export_hub")
 
 
 class _NoWork(AssertionError):

@@ -9,7 +9,6 @@ scaled floats), split ids and indices, and output paths checked before any expen
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import os
 import shutil
@@ -24,6 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from tool_modules import load_tool
 
 h5py = pytest.importorskip("h5py")
 scipy_io = pytest.importorskip("scipy.io")
@@ -33,15 +33,8 @@ from nf_plugins.downstream.synthetic_voc import make_synthetic_voc  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(f"{name}_security", ROOT / "tools" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-prepare_voc = _load_tool("prepare_voc")
-prepare_nyu = _load_tool("prepare_nyu")
+prepare_voc = load_tool("prepare_voc")
+prepare_nyu = load_tool("prepare_nyu")
 
 
 def snapshot(root: Path, skip: tuple[Path, ...] = ()) -> dict[str, tuple]:

@@ -1,7 +1,6 @@
 """The README's segmentation demo learns: fine-tuned mIoU far above the untrained model's and above the
 all-background baseline (default run: 30 iterations in this process; slow: the demo as shipped)."""
 
-import importlib.util
 import os.path as osp
 import re
 import subprocess
@@ -9,6 +8,7 @@ import sys
 import time
 
 import pytest
+from tool_modules import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -22,11 +22,7 @@ def test_demo_segmentation_learns_in_30_iterations(tmp_path, capsys):
     """The demo's own main (data, shipped config, mmseg's IoUMetric) with 30 instead of 200 iterations:
     already far above predicting all background, whose mIoU is at most 100 / 6 (6 classes in val)."""
     pytest.importorskip("mmseg")
-    spec = importlib.util.spec_from_file_location(
-        "demo_segmentation", osp.join(ROOT, "tools/demo_segmentation.py")
-    )
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
+    demo = load_tool("demo_segmentation")
     assert demo.main(["--iters", "30", "--work-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     before, after = _miou_rows(out)
@@ -44,13 +40,6 @@ def test_demo_segmentation_finetune_learns(tmp_path):
     assert before < 10.0 and after > 40.0, out
 
 
-def _load_demo(name: str):
-    spec = importlib.util.spec_from_file_location(name, osp.join(ROOT, f"tools/{name}.py"))
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
-    return demo
-
-
 @pytest.mark.parametrize("name", ["demo_segmentation", "demo_depth"])
 @pytest.mark.parametrize(
     ("args", "says"),
@@ -64,7 +53,7 @@ def test_demos_refuse_bad_arguments_before_any_work(tmp_path, capsys, name, args
     """Issue 15: a demo answers an unwritable --work-dir or a bad value at once (exit 2, < 2 s), creating
     nothing, instead of after minutes of data generation and training."""
     pytest.importorskip("mmseg")
-    demo = _load_demo(name)
+    demo = load_tool(name)
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
     before = sorted(tmp_path.rglob("*"))
