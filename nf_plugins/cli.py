@@ -36,7 +36,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     onnx.add_argument("--num-classes", type=int, default=1000)
     onnx.add_argument("--img-size", type=int, default=None, help="default: the model's test resolution")
+    from .evaluate import add_arguments as add_validate_arguments
+
+    add_validate_arguments(
+        sub.add_parser("validate", help="top-1/top-5 of a timm model on an ImageFolder, as JSON")
+    )
+    from .results import add_arguments as add_results_arguments
+
+    add_results_arguments(
+        sub.add_parser("collect-results", help="README Table 6/7 'ours' columns from VOC/NYU work dirs")
+    )
     args = parser.parse_args(argv)
+    if args.command == "validate":
+        from .evaluate import run as run_validate
+
+        run_validate(args)
+    if args.command == "collect-results":
+        from .results import run as run_collect
+
+        run_collect(args)
     if args.command == "spp":
         from .spp.cli import run as run_spp
 

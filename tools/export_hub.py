@@ -23,6 +23,7 @@ from typing import Any
 
 import nf_plugins  # noqa: F401  (registers the paper's models)
 from nf_plugins.atomic import check_output_dir
+from nf_plugins.evaluate import card_results, read_validation_record
 from nf_plugins.hub import (
     export_for_hub,
     model_from_training_checkpoint,
@@ -112,6 +113,11 @@ def main(argv: list[str] | None = None) -> Path:
     )
     parser.add_argument("--results", type=Path, help="JSON object of metrics for the model card")
     parser.add_argument(
+        "--validate-json",
+        type=Path,
+        help="the card's results from `nf-plugins validate --output` on these same weights (checked)",
+    )
+    parser.add_argument(
         "--dataset", action="append", default=[], help="dataset id(s) for the card, e.g. imagenet-1k"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
@@ -123,8 +129,13 @@ def main(argv: list[str] | None = None) -> Path:
     # every argument and the output folder are checked before any weights are read
     if args.push:
         validate_repo_id(args.push)
+    if args.results and args.validate_json:
+        parser.error("pass --results or --validate-json, not both")
     results = _read_results(args.results)
+    record = read_validation_record(args.validate_json) if args.validate_json else None
     kind = _source_kind(args.source)
+    if record is not None and kind == "name":
+        parser.error(f"--validate-json: {args.source!r} is a random-init model, not the weights it scored")
     check_output_dir(args.out, args.overwrite)
 
     recipe = None
@@ -135,6 +146,14 @@ def main(argv: list[str] | None = None) -> Path:
         recipe.update(weights=args.weights, steps=state["step"], epochs_done=state["epoch"])
     else:  # a local-dir: export keeps its weights; a bare name is a random-init model
         model = create_model(args.source, pretrained=kind == "local-dir").eval()
+    if record is not None:  # refused unless it scored exactly these weights
+        local = Path(args.source[len("local-dir:") :]) / "model.safetensors" if kind == "local-dir" else None
+        results = card_results(
+            record,
+            architecture=model.pretrained_cfg["architecture"],
+            checkpoint=local or args.source,
+            weights=args.weights if kind == "checkpoint" else None,
+        )
     folder = export_for_hub(
         model,
         args.out,

@@ -1,0 +1,380 @@
+"""Top-1/top-5 of any timm model on an ImageFolder (ImageNet val layout), written as a JSON record.
+
+The preprocessing is timm's own for the model: ``resolve_data_config`` at the model's test size
+(``pretrained_cfg``: resolution, crop_pct, interpolation, mean/std) and ``create_transform``; the images
+are read by ``imagenet_data.CheckedImageFolder`` (an undecodable image is an error, never a substitute).
+Class index of each folder, checked before any image is scored:
+
+- ``class_map``: a text file of folder names, one per line, line ``i`` = class ``i`` (timm's format);
+- folders that are all synsets of the model's ImageNet label set (timm's ``ImageNetInfo``, e.g.
+  ``n01440764`` = 0 for a 1000-class model): each synset's ImageNet index, so a subset of the 1000
+  folders is scored on the right labels;
+- otherwise the folders' order (as ``tools/train_imagenet.py`` labels them), which must cover every
+  output of the model, and be the same order under timm's natural sort and a plain sort (torchvision's).
+
+The JSON (``validation_record``) is what ``tools/export_hub.py --validate-json`` puts on a model card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .imagenet_data import VAL_NAMES, CheckedImageFolder, _check_all_read, class_folders
+
+RECORD_FORMAT = "nf_plugins.validate/1"
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file: ties a record to the exact weights, wherever the file was moved."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_class_map(path: Path) -> list[str]:
+    if not path.is_file():
+        raise FileNotFoundError(f"--class-map {str(path)!r} does not exist or is not a file")
+    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ValueError(f"--class-map {str(path)!r} names {dup[:5]} more than once; one folder per line")
+    return names
+
+
+def class_index_map(
+    split_dir: Path,
+    num_classes: int,
+    *,
+    class_map: Path | None = None,
+    label_names: list[str] | None = None,
+) -> tuple[dict[str, int], str]:
+    """Folder name -> class index for ``split_dir``, and how it was decided (see the module docstring)."""
+    names = list(class_folders(split_dir))  # refuses loose images, empty class folders, no folders
+    if class_map is not None:
+        index = {name: i for i, name in enumerate(_read_class_map(class_map))}
+        missing = [n for n in names if n not in index]
+        if missing:
+            raise ValueError(
+                f"{split_dir}: folders {missing[:5]} are not in --class-map {str(class_map)!r}; "
+                "add them (line i = class i) or remove the folders"
+            )
+        beyond = [n for n in names if index[n] >= num_classes]
+        if beyond:
+            raise ValueError(
+                f"--class-map {str(class_map)!r} gives {beyond[0]!r} class {index[beyond[0]]}, but the model "
+                f"has {num_classes} outputs"
+            )
+        return {n: index[n] for n in names}, f"class map {class_map}"
+    if label_names and len(label_names) == num_classes and set(names) <= set(label_names):
+        index = {name: i for i, name in enumerate(label_names)}
+        return {n: index[n] for n in names}, f"ImageNet synsets ({num_classes} classes)"
+    if len(names) != num_classes:
+        raise ValueError(
+            f"{split_dir} has {len(names)} class folders but the model has {num_classes} outputs, and the "
+            "folders are not ImageNet synsets (n01440764 ...) of its label set; pass --class-map FILE "
+            "(folder names, line i = class i) or --num-classes for a checkpoint with another head"
+        )
+    if names != sorted(names):
+        raise ValueError(
+            f"{split_dir}: the folder order differs between timm's natural sort (train_imagenet.py's labels) "
+            f"and a plain sort (torchvision's ImageFolder), e.g. {names[:3]} vs {sorted(names)[:3]}; pass "
+            "--class-map FILE (folder names, line i = class i) to say which the model was trained on"
+        )
+    return {n: i for i, n in enumerate(names)}, "folder order"
+
+
+def load_model(
+    name: str,
+    *,
+    checkpoint: str | Path | None = None,
+    weights: str = "ema",
+    num_classes: int | None = None,
+) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The model to score and what identifies its weights (checkpoint path, SHA-256, EMA or raw).
+
+    No checkpoint: timm's pretrained weights of ``name`` (``name.tag``, ``hf-hub:``, ``local-dir:``);
+    a paper-exact name without a tag has none and raises. A training checkpoint of
+    ``tools/train_imagenet.py`` must hold ``name``; any other file is a state dict loaded strictly.
+    """
+    from .hub.checkpoint import is_training_checkpoint, model_from_training_checkpoint
+    from .models import create_model
+
+    info: dict[str, Any] = {"checkpoint": None, "checkpoint_sha256": None, "weights": None}
+    if checkpoint is None:
+        if num_classes is not None:
+            raise ValueError("--num-classes applies only with --checkpoint (pretrained weights fix the head)")
+        model = create_model(name, pretrained=True)
+        if name.startswith("local-dir:"):
+            local = Path(name[len("local-dir:") :]) / "model.safetensors"
+            if local.is_file():
+                info.update(checkpoint=str(local.resolve()), checkpoint_sha256=file_sha256(local))
+    else:
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise FileNotFoundError(f"--checkpoint {str(path)!r} does not exist or is not a file")
+        if is_training_checkpoint(path):
+            model, state = model_from_training_checkpoint(path, weights=weights)
+            if state["model_name"] != name:
+                raise ValueError(f"--checkpoint {str(path)!r} holds {state['model_name']}, not {name}")
+            info["weights"] = weights
+        else:
+            kwargs = {"num_classes": num_classes} if num_classes is not None else {}
+            model = create_model(name, checkpoint_path=str(path), **kwargs)
+        info.update(checkpoint=str(path.resolve()), checkpoint_sha256=file_sha256(path))
+    return model.eval(), info
+
+
+class _Progress:
+    """tqdm bar with ETA on a terminal; otherwise a log line (rate, ETA) every tenth of the images."""
+
+    def __init__(self, total: int, enabled: bool = True) -> None:
+        self.total, self.done, self.start, self.next_log = total, 0, time.monotonic(), total / 10
+        self.enabled = enabled
+        self.bar = None
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="img", desc="validate")
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+        elif self.enabled and (self.done >= self.next_log or self.done == self.total):
+            self.next_log += self.total / 10
+            elapsed = time.monotonic() - self.start
+            rate = self.done / elapsed if elapsed > 0 else float("inf")
+            eta = (self.total - self.done) / rate if rate > 0 else 0.0
+            print(
+                f"validate: {self.done}/{self.total} images, {rate:.1f} img/s, ETA {eta:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def evaluate(
+    model: torch.nn.Module,
+    split_dir: str | Path,
+    *,
+    class_map: str | Path | None = None,
+    batch_size: int = 64,
+    workers: int = 2,
+    device: str = "cpu",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Top-1/top-5 (%) of ``model`` on the class folders of ``split_dir``, with counts and data config."""
+    import timm.data
+
+    split_dir = Path(split_dir)
+    if not split_dir.is_dir():
+        raise FileNotFoundError(f"--data-dir {str(split_dir)!r} does not exist or is not a folder")
+    num_classes = model.num_classes
+    subset = timm.data.infer_imagenet_subset(model)
+    label_names = list(timm.data.ImageNetInfo(subset).label_names()) if subset else None
+    class_to_idx, how = class_index_map(
+        split_dir, num_classes, class_map=Path(class_map) if class_map else None, label_names=label_names
+    )
+    data_config = timm.data.resolve_data_config(model=model, use_test_size=True)
+    dataset = CheckedImageFolder(split_dir, class_to_idx, skip_corrupt=False)
+    _check_all_read(dataset, sum(class_folders(split_dir).values()))
+    dataset.transform = timm.data.create_transform(**data_config, is_training=False)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, shuffle=False, num_workers=workers, pin_memory=device != "cpu"
+    )
+    model = model.to(device).eval()
+    k = min(5, num_classes)
+    correct1 = correct5 = seen = 0
+    bar = _Progress(len(dataset), enabled=progress)
+    start = time.monotonic()
+    with torch.inference_mode():
+        for images, target in loader:
+            logits = model(images.to(device))
+            if logits.ndim != 2 or logits.shape[1] != num_classes:
+                raise ValueError(f"the model returned {tuple(logits.shape)}, expected (batch, {num_classes})")
+            if not torch.isfinite(logits).all():
+                raise ValueError("the model returned NaN/inf logits; no accuracy is reported for them")
+            # counts of exact hits, summed over images (timm.utils.accuracy averages per batch in %)
+            hits = logits.topk(k, dim=1).indices.cpu() == target[:, None]
+            correct1 += int(hits[:, 0].sum())
+            correct5 += int(hits.any(dim=1).sum())
+            seen += len(target)
+            bar.update(len(target))
+    bar.close()
+    return {
+        "n_images": seen,
+        "num_classes": num_classes,
+        "n_class_folders": len(class_to_idx),
+        "class_index": how,
+        "top1": 100.0 * correct1 / seen,
+        "top5": 100.0 * correct5 / seen if num_classes >= 5 else None,
+        "top1_correct": correct1,
+        "top5_correct": correct5 if num_classes >= 5 else None,
+        "data_config": {k: list(v) if isinstance(v, tuple) else v for k, v in data_config.items()},
+        "seconds": round(time.monotonic() - start, 3),
+    }
+
+
+def validation_record(
+    model_name: str,
+    model: torch.nn.Module,
+    weights_info: dict[str, Any],
+    data_dir: Path,
+    split_dir: Path,
+    result: dict[str, Any],
+) -> dict[str, Any]:
+    """The JSON record: what was scored (model, weights, data), the numbers, when and with which versions."""
+    import timm
+
+    import nf_plugins
+
+    return {
+        "format": RECORD_FORMAT,
+        "model": model_name,
+        "architecture": model.pretrained_cfg.get("architecture"),
+        **weights_info,
+        "data_dir": str(data_dir.resolve()),
+        "split_dir": str(split_dir.resolve()),
+        **result,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "versions": {
+            "torch": torch.__version__,
+            "timm": timm.__version__,
+            "nf_plugins": nf_plugins.__version__,
+        },
+    }
+
+
+def read_validation_record(path: str | Path) -> dict[str, Any]:
+    """A JSON written by ``nf-plugins validate``, checked for the fields a card or table needs."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"validate JSON {str(path)!r} does not exist or is not a file")
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(
+            f"{path} is not valid JSON ({e}); write it with `nf-plugins validate ... --output`"
+        ) from e
+    if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT:
+        raise ValueError(f"{path} is not a record of `nf-plugins validate` (format {RECORD_FORMAT!r})")
+    top1 = record.get("top1")
+    if not isinstance(top1, (int, float)) or not math.isfinite(top1) or not record.get("n_images"):
+        raise ValueError(f"{path}: top1 {top1!r} over {record.get('n_images')!r} images is not a measurement")
+    return record
+
+
+def card_results(
+    record: dict[str, Any], *, architecture: str, checkpoint: str | Path | None, weights: str | None
+) -> dict[str, Any]:
+    """Model-card results from a validate record, refused unless it scored these exact weights.
+
+    The weights are matched by the file's SHA-256 (a moved or renamed file still matches; a retrained
+    one does not) and, for a training checkpoint, EMA vs raw weights.
+    """
+    if record.get("architecture") != architecture:
+        raise ValueError(
+            f"the validate JSON scored {record.get('architecture')!r}, not {architecture!r}; run "
+            f"`nf-plugins validate` on these weights"
+        )
+    if checkpoint is None or record.get("checkpoint_sha256") != file_sha256(checkpoint):
+        raise ValueError(
+            f"the validate JSON scored the weights {record.get('checkpoint')!r}, not {str(checkpoint)!r} "
+            "(SHA-256 differs); run `nf-plugins validate` on the weights you export"
+        )
+    if record.get("weights") != weights:
+        raise ValueError(
+            f"the validate JSON scored the {record.get('weights')!r} weights of the checkpoint, the export "
+            f"takes {weights!r}; pass the same --weights to both"
+        )
+    cfg = record["data_config"]
+    results = {"ImageNet top-1 (%)": round(record["top1"], 2)}
+    if record.get("top5") is not None:
+        results["ImageNet top-5 (%)"] = round(record["top5"], 2)
+    results.update(
+        {
+            "images scored": record["n_images"],
+            "eval input": f"{cfg['input_size'][-1]} px, crop_pct {cfg['crop_pct']}, {cfg['interpolation']}",
+            "evaluated": f"{record['date']} (nf-plugins validate, timm {record['versions']['timm']})",
+        }
+    )
+    return results
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``nf-plugins validate`` flags."""
+    parser.add_argument("model", help="timm model name (name.tag, hf-hub:ORG/REPO, local-dir:PATH)")
+    parser.add_argument("--data-dir", required=True, type=Path, help="ImageFolder: <dir>/<class>/<image>")
+    parser.add_argument(
+        "--split",
+        "--split-dir",
+        dest="split",
+        help="sub-folder of --data-dir holding the class folders, e.g. val",
+    )
+    parser.add_argument("--checkpoint", help="train_imagenet.py checkpoint, or a safetensors/.pth state dict")
+    parser.add_argument(
+        "--weights", choices=("ema", "model"), default="ema", help="from a training checkpoint"
+    )
+    parser.add_argument("--num-classes", type=int, help="head size of a state-dict --checkpoint")
+    parser.add_argument("--class-map", type=Path, help="folder names, one per line, line i = class index i")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--output", type=Path, help="write the JSON record here")
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Check the arguments, score the model, print the result line and write the record."""
+    from .atomic import atomic_write_text
+    from .outputs import check_output_file
+
+    if args.batch_size < 1 or args.workers < 0:
+        raise ValueError(
+            f"--batch-size must be >= 1 and --workers >= 0, got {args.batch_size}, {args.workers}"
+        )
+    if args.output:
+        check_output_file(args.output, "--output")
+    if not args.data_dir.is_dir():
+        raise FileNotFoundError(f"--data-dir {str(args.data_dir)!r} does not exist or is not a folder")
+    split_dir = args.data_dir / args.split if args.split else args.data_dir
+    if not args.split and any((args.data_dir / n).is_dir() for n in VAL_NAMES):
+        raise ValueError(
+            f"--data-dir {str(args.data_dir)!r} holds a validation folder: it is a dataset root, not the "
+            "class folders; pass --split val (or point --data-dir at the class folders)"
+        )
+    if not split_dir.is_dir():
+        raise FileNotFoundError(f"--split {args.split!r}: {split_dir} does not exist or is not a folder")
+    model, info = load_model(
+        args.model, checkpoint=args.checkpoint, weights=args.weights, num_classes=args.num_classes
+    )
+    result = evaluate(
+        model,
+        split_dir,
+        class_map=args.class_map,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        device=args.device,
+    )
+    record = validation_record(args.model, model, info, args.data_dir, split_dir, result)
+    top5 = f"{record['top5']:.2f}" if record["top5"] is not None else "-"
+    n = record["n_images"]
+    print(f"{args.model}: top-1 {record['top1']:.2f}  top-5 {top5}  on {n} images of {split_dir}")
+    if args.output:
+        atomic_write_text(args.output, json.dumps(record, indent=2) + "\n")
+        print(f"wrote {args.output}")
+    return record
