@@ -39,7 +39,7 @@ TABLE_BACKBONES: dict[str, tuple[str, str]] = {
 }
 NYU_KEYS = ("d1", "d2", "d3", "rmse", "abs_rel")
 NOT_RUN = "not run yet"
-_VOC_TYPES = ("PascalVOCDataset",)
+_VOC_TYPES = ("PascalVOCDataset", "CheckedPascalVOCDataset")
 _NYU_TYPES = ("NYUDataset", "CheckedNYUDataset")
 
 

@@ -1,6 +1,7 @@
 """VOC2012 + SBD in their real on-disk formats -> prepare_voc.py -> tools/train.py -> tools/test.py,
 and the clear errors for bad input."""
 
+import datetime
 import json
 import os
 import os.path as osp
@@ -91,7 +92,9 @@ def test_train_then_test_gives_checkpoint_and_miou(prepared, tmp_path, monkeypat
     )
     runpy.run_path(osp.join(ROOT, "tools/test.py"), run_name="__main__")
     metrics = json.loads(out.read_text())["metrics"]
-    assert json.loads((tmp_path / "t" / "test_metrics.json").read_text())["metrics"] == metrics
+    record = json.loads((tmp_path / "t" / "test_metrics.json").read_text())
+    assert record["metrics"] == metrics
+    assert datetime.datetime.fromisoformat(record["date"]).tzinfo is not None  # collect-results' date
     miou, aacc = _miou_and_acc_of_checkpoint(cfg_path, str(ckpt), voc)
     assert metrics["mIoU"] == pytest.approx(miou, abs=0.01) and metrics["aAcc"] == pytest.approx(
         aacc, abs=0.01

@@ -7,6 +7,7 @@ key is named). A metric that is NaN/inf is written as null and the tool exits no
 """
 
 import argparse
+import datetime
 import math
 import os.path as osp
 import sys
@@ -69,8 +70,11 @@ def main() -> None:
     bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
     if get_rank() == 0:
         record = {k: None if k in bad else v for k, v in metrics.items()}  # JSON has no NaN: null
+        date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")  # collect-results
         for path in filter(None, [osp.join(cfg.work_dir, "test_metrics.json"), args.out]):
-            write_json_atomic(path, dict(config=args.config, checkpoint=args.checkpoint, metrics=record))
+            write_json_atomic(
+                path, dict(config=args.config, checkpoint=args.checkpoint, date=date, metrics=record)
+            )
         print(" ".join(f"{k}={v:.2f}" for k, v in metrics.items()))
     if bad:
         print(
