@@ -1,13 +1,54 @@
-"""``nf-plugins`` command line: one entry point for the thin scripts in ``tools/``."""
+"""``nf-plugins`` command line: one entry point for the thin scripts in ``tools/``.
+
+A bad argument or a missing file ends every subcommand with a one-line ``nf-plugins CMD: error: ...`` on
+stderr and exit status 2 (``nf_plugins.errors`` says which errors count); ``--debug`` shows the traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from ._quiet import filter_third_party_warnings
+from .errors import USER_ERRORS, UsageError, one_line
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with errors raised as :class:`UsageError` (``main`` prints them on one line instead of the
+    usage text and message) and ``--debug`` on the command and every subcommand (subparsers are made of
+    the parser's class, so a new subcommand gets both without asking)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_argument(
+            "--debug",
+            action="store_true",
+            default=argparse.SUPPRESS,  # a subcommand's default must not overwrite `nf-plugins --debug CMD`
+            help="on an error, show the traceback instead of the one-line message",
+        )
+
+    def error(self, message: str):
+        raise UsageError(f"{message} (see {self.prog} --help)", self.prog)
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="nf-plugins", description=__doc__)
+    """Run ``nf-plugins`` with ``argv``; a user error prints one line and exits with status 2."""
+    filter_third_party_warnings()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    options = argv[: argv.index("--")] if "--" in argv else argv
+    try:
+        return _run(argv)
+    except USER_ERRORS as e:
+        if "--debug" in options:  # read from argv: argparse may be what failed
+            raise
+        command = next((a for a in options if not a.startswith("-")), None)
+        prog = e.prog if isinstance(e, UsageError) else " ".join(filter(None, ["nf-plugins", command]))
+        print(f"{prog}: error: {one_line(e)}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _run(argv: list[str]) -> int:
+    parser = _Parser(prog="nf-plugins", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="model table against the paper, and a forward pass of every model")
     demo.add_argument("--models", nargs="*", default=None, help="subset of the paper models")
@@ -46,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     add_results_arguments(
         sub.add_parser("collect-results", help="README Table 6/7 'ours' columns from VOC/NYU work dirs")
     )
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # said by the subcommand, whose --help lists what it takes
+        sub.choices[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "validate":
         from .evaluate import run as run_validate
 
@@ -68,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.checkpoint and is_training_checkpoint(args.checkpoint):
             model, state = model_from_training_checkpoint(args.checkpoint, weights=args.weights)
             if state["model_name"] != args.model:
-                parser.error(f"--checkpoint holds {state['model_name']}, not {args.model}")
+                onnx.error(f"--checkpoint holds {state['model_name']}, not {args.model}")
         else:
             kwargs = {"checkpoint_path": args.checkpoint} if args.checkpoint else {}
             model = create_model(args.model, num_classes=args.num_classes, **kwargs)
@@ -87,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
 
         unknown = sorted(set(args.models or ()) - set(PAPER_MODELS))
         if unknown:
-            parser.error(f"unknown models {unknown}; choose from {list(PAPER_MODELS)}")
+            demo.error(f"unknown models {unknown}; choose from {list(PAPER_MODELS)}")
         run_demo(tuple(args.models) if args.models else PAPER_MODELS)
     return 0
 

@@ -272,9 +272,13 @@ def test_features_only_checks_its_input():
 
 
 def test_cli_unknown_model_suggests_names(tmp_path, capsys):
-    with pytest.raises(ValueError, match=r"unknown model 'nf_regnet_b8'; did you mean nf_regnet_b"):
+    with pytest.raises(SystemExit) as exit_info:  # one line on stderr, exit status 2
         cli_main(["export-onnx", "nf_regnet_b8", "--out", str(tmp_path / "m.onnx")])
-    with pytest.raises(SystemExit) as exit_info:  # argparse: usage + message on stderr, exit status 2
+    assert exit_info.value.code == 2
+    assert re.search(r"unknown model 'nf_regnet_b8'; did you mean nf_regnet_b", capsys.readouterr().err)
+    with pytest.raises(ValueError, match=r"unknown model 'nf_regnet_b8'; did you mean nf_regnet_b"):
+        cli_main(["--debug", "export-onnx", "nf_regnet_b8", "--out", str(tmp_path / "m.onnx")])
+    with pytest.raises(SystemExit) as exit_info:
         cli_main(["spp", "nf_resnet5", "--out", str(tmp_path / "s.png"), "--no-progress"])
     assert exit_info.value.code == 2
     assert re.search(r"unknown model 'nf_resnet5'; did you mean nf_resnet50", capsys.readouterr().err)

@@ -11,6 +11,9 @@ from .hooks import GlobalLossCurveHook, NonFiniteLossHook
 from .seg_datasets import CheckedNYUDataset, CheckedPascalVOCDataset
 from .seg_head import GammaReLU, NFFCNHead
 from .seg_transforms import RandomRescale, ValidateSegSample
+from .._quiet import quiet_mmengine_logs_if_requested  # noqa: I001
+
+quiet_mmengine_logs_if_requested()  # an entry point that asked for quiet output gets it from mmengine too
 
 __all__ = [
     "CheckedNYUDataset",
