@@ -9,6 +9,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 from tool_modules import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -39,6 +40,10 @@ def test_demo_depth_learns_in_40_iterations(tmp_path, capsys):
     out = capsys.readouterr().out
     model_rms, base_rms = _model_and_mean_depth_rms(out, tmp_path)
     assert model_rms <= 0.85 * base_rms, out
+    # its picture: the first four 96x64 test rooms at 3x, four panels and two colour bars per row
+    png = tmp_path / "depth_demo.png"
+    assert f"first test rooms): {png}" in out
+    assert Image.open(png).size == (8 + 4 * (3 * 96 + 8) + 2 * (10 + 48), 22 + 4 * (22 + 3 * 64) + 8)
 
 
 @pytest.mark.slow

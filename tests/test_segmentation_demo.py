@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+from PIL import Image
 from tool_modules import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -27,6 +28,11 @@ def test_demo_segmentation_learns_in_30_iterations(tmp_path, capsys):
     out = capsys.readouterr().out
     before, after = _miou_rows(out)
     assert before < 10.0 and after > 30.0, out  # measured: 0.17 before, 50.9 after
+    # its picture: four val images (about 96x72) as image | truth | prediction at 3x, path printed
+    png = tmp_path / "segmentation_demo.png"
+    assert f"picture (image | ground truth | prediction, first val images): {png}" in out
+    width, height = Image.open(png).size
+    assert width >= 3 * 3 * 96 and height >= 4 * 3 * 72
 
 
 @pytest.mark.slow

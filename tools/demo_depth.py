@@ -9,6 +9,8 @@ mmengine's Runner with a small NF-RegNet-B0 backbone, small images and a short s
 NYUDepthMetric scores it (pooled over all test pixels, as the paper; mmseg's per-image numbers beside), and
 the rms is printed next to that of predicting the training-set mean depth.
 The head's output bias starts at that mean depth, so the fine-tune starts from the baseline it must beat.
+The first test rooms are drawn (image | truth | prediction in one colour scale | error) into
+depth_demo.png in the work dir, which is kept.
 """
 
 from __future__ import annotations
@@ -173,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     import nf_plugins.downstream  # noqa: F401  (registers the depth head, loss and transforms)
+    from nf_plugins.downstream.visualize import save_depth_examples
 
     torch.set_num_threads(max(torch.get_num_threads(), 1))
     from mmengine.runner import Runner
@@ -181,22 +184,22 @@ def main(argv: list[str] | None = None) -> int:
     prepare_nyu = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(prepare_nyu)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        work = args.work_dir or Path(tmp)
-        data = work / "nyu_synthetic"
-        t0 = time.perf_counter()
-        write_dataset(data, args.train, args.test)
-        counts = prepare_nyu.check_layout(data)
-        mean, base_rms = mean_depth_rms(data)
-        print(f"[depth] synthetic NYU layout: {counts['train']} train / {counts['test']} test rooms "
-              f"({W}x{H}), {time.perf_counter() - t0:.1f} s")  # fmt: skip
-        cfg = build_config(data, work / "run", args.iters, args.batch, args.lr, mean)
-        logging.getLogger("mmengine").setLevel(logging.WARNING)
-        t1 = time.perf_counter()
-        runner = Runner.from_cfg(cfg)
-        runner.train()
-        metrics = runner.test()
-        t_train = time.perf_counter() - t1
+    work = args.work_dir or Path(tempfile.mkdtemp(prefix="nf_depth_demo_"))  # kept: it holds the picture
+    data = work / "nyu_synthetic"
+    t0 = time.perf_counter()
+    write_dataset(data, args.train, args.test)
+    counts = prepare_nyu.check_layout(data)
+    mean, base_rms = mean_depth_rms(data)
+    print(f"[depth] synthetic NYU layout: {counts['train']} train / {counts['test']} test rooms "
+          f"({W}x{H}), {time.perf_counter() - t0:.1f} s")  # fmt: skip
+    cfg = build_config(data, work / "run", args.iters, args.batch, args.lr, mean)
+    logging.getLogger("mmengine").setLevel(logging.WARNING)
+    t1 = time.perf_counter()
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    metrics = runner.test()
+    t_train = time.perf_counter() - t1
+    picture = save_depth_examples(runner, work / "depth_demo.png")
     rms = metrics["rmse"]
     print(f"[depth] fine-tune: nf_regnet_b0 + up-projection head, berHu, {args.iters} iters x batch "
           f"{args.batch}, {t_train:.0f} s on CPU")  # fmt: skip
@@ -205,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[depth] model d1 {metrics['d1']:.3f}  rel {metrics['abs_rel']:.3f}  log10 {metrics['log10']:.3f}"
           f"   (per image, as mmseg: rms {metrics['per_image/rmse']:.3f}  d1 {metrics['per_image/d1']:.3f}  "
           f"rel {metrics['per_image/abs_rel']:.3f})")  # fmt: skip
+    print(f"[depth] work dir: {work}")
+    print(f"[depth] picture (image | truth | prediction, one scale | error, first test rooms): {picture}")
     if not rms <= PASS_RATIO * base_rms:
         print("[depth] FAILED: the model did not clearly beat the mean-depth baseline", file=sys.stderr)
         return 1

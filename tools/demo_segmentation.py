@@ -3,7 +3,8 @@
 Generates a small deterministic dataset in the exact VOC2012 + SBD on-disk formats, converts it with the
 same code as tools/prepare_voc.py, evaluates the untrained model, trains the shipped
 configs/segmentation/fcn_nf-regnet-b0-... config (shrunk: 64 px crops, batch 4, higher lr, no ImageNet
-weights offline) and evaluates again with mmseg's IoUMetric.
+weights offline) and evaluates again with mmseg's IoUMetric. It draws the first validation images (image |
+ground truth | prediction) into segmentation_demo.png in the work dir.
 
     python tools/demo_segmentation.py [--iters 300] [--work-dir DIR]
 """
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     from mmengine.runner import Runner
 
     from nf_plugins.downstream.synthetic_voc import make_synthetic_voc, small_run_config
+    from nf_plugins.downstream.visualize import save_segmentation_examples
     from nf_plugins.downstream.voc import prepare_vocaug
 
     work = args.work_dir or tempfile.mkdtemp(prefix="nf_seg_demo_")
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     prepare_vocaug(voc, osp.join(data, "benchmark_RELEASE"), counts["trainaug"], counts["val"])
     print(f"synthetic VOC at {voc}: {counts} ({time.time() - t0:.1f} s)")
 
-    def run(name: str, iters: int) -> tuple[dict, float]:
+    def run(name: str, iters: int) -> tuple[dict, float, Runner]:
         cfg = small_run_config(
             CONFIG, voc, osp.join(work, name), crop=(args.crop, args.crop), max_iters=max(iters, 1),
             batch_size=args.batch_size, lr=args.lr,
@@ -76,12 +78,13 @@ def main(argv: list[str] | None = None) -> int:
         else:
             runner.model.init_weights()  # the weights training would start from
         metrics = runner.test()
-        return metrics, time.time() - start
+        return metrics, time.time() - start, runner
 
     if not args.verbose:
         logging.getLogger("mmengine").setLevel(logging.WARNING)
-    before, _ = run("untrained", 0)
-    after, secs = run("finetune", args.iters)
+    before, _, _ = run("untrained", 0)
+    after, secs, runner = run("finetune", args.iters)
+    picture = save_segmentation_examples(runner, osp.join(work, "segmentation_demo.png"))
     MMLogger.get_current_instance().setLevel(logging.WARNING)
     print(
         f"\nNF-RegNet-B0 FCN, output stride 16, synthetic VOC val ({counts['val']} images), mmseg IoUMetric"
@@ -94,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     ):
         print(f"| {name} | {iters} | {t} | {m['mIoU']:.2f} | {m['mAcc']:.2f} | {m['aAcc']:.2f} |")
     print(f"work dir: {work}")
+    print(f"picture (image | ground truth | prediction, first val images): {picture}")
     if not math.isfinite(after["mIoU"]) or not after["mIoU"] > before["mIoU"]:
         print("FAILED: fine-tuning did not raise the mIoU (or it is not a number)", file=sys.stderr)
         return 1
