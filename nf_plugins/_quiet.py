@@ -26,7 +26,10 @@ KNOWN_WARNINGS: tuple[tuple[type[Warning], str, str], ...] = (
     (UserWarning, r"``build_loss`` would be deprecated soon", r"mmseg\.models\.builder"),
     (UserWarning, r"Default ``avg_non_ignore`` is False", r"mmseg\.models\.losses\.cross_entropy_loss"),
     (UserWarning, r"The draw is False, it means that the hook for visualization", r"mmseg\.engine\.hooks"),
-    (UserWarning, r"<class '.+'> instance named of .+ has been created", r"mmengine\.utils\.manager"),
+    (UserWarning, r"<class .+> instance named of .+ has been created", r"mmengine\.utils\.manager"),
+    # torch's notice on every torch.jit.script/interface call (timm's models and ours stay scriptable, and
+    # the tests script them on purpose); raised in torch.jit itself
+    (DeprecationWarning, r"`torch\.jit\.\w+` is deprecated", r"torch\.jit"),
 )
 
 # mmengine logs some of its deprecation notices through its own logger instead of ``warnings``.

@@ -96,7 +96,7 @@ def set_skip_gains(model: nn.Module, name: str, value: float | None) -> None:
                 g.fill_(value)
         if not gains:
             print(f"note: {name} has no SkipInit gains; --skip-gain does not apply to it", file=sys.stderr)
-    elif gains and all(float(g) == 0.0 for g in gains):
+    elif gains and all(float(g.detach()) == 0.0 for g in gains):
         print(
             f"note: {name}'s SkipInit gains are all 0 (as initialised), so every block is the identity and "
             "the residual stream stays flat; pass --skip-gain 1 to plot it as the paper's figures do",
