@@ -6,6 +6,7 @@ backbone (``model.backbone.model_name``) and the test set (``test_dataloader.dat
 a table only when its test set is the paper's (VOC val2012; NYU's ``images/test``) and its metrics are
 that task's; anything else is an error naming the work dir. The paper's numbers live here only
 (``PAPER_TABLE6``/``PAPER_TABLE7``, from appendix H); the README's tables are this module's output.
+JSON records of ``nf-plugins validate`` passed instead of work dirs give the ImageNet weights table.
 """
 
 from __future__ import annotations
@@ -196,38 +197,67 @@ def other_runs(runs: list[Run]) -> str:
     return "\n".join(lines)
 
 
-def fragment(runs: list[Run]) -> str:
-    """The markdown written by ``nf-plugins collect-results``."""
-    parts = [
-        "Paper Table 6 (Pascal VOC val2012 mIoU) against ours:",
-        table6(runs),
-        "Paper Table 7 (delta1/delta2/delta3 in %, rms and rel lower is better) against ours:",
-        table7(runs),
+def weights_table(records: list[dict[str, Any]]) -> str:
+    """ImageNet accuracy of weights, one row per ``nf-plugins validate`` record (README's Weights)."""
+    lines = [
+        "| weights | top-1 (%) | top-5 (%) | images | eval input | evaluated |",
+        "|---|---|---|---|---|---|",
     ]
-    extra = other_runs(runs)
-    if extra:
-        parts += ["Other backbones:", extra]
+    for r in records:
+        source = ", ".join(
+            filter(None, [Path(r["checkpoint"]).name if r.get("checkpoint") else "", r.get("weights")])
+        )
+        name = f"{r['model']} ({source})" if source else r["model"]
+        top5 = f"{r['top5']:.2f}" if r.get("top5") is not None else "-"
+        cfg = r["data_config"]
+        size = f"{cfg['input_size'][-1]} px, crop {cfg['crop_pct']}, {cfg['interpolation']}"
+        lines.append(f"| {name} | {r['top1']:.2f} | {top5} | {r['n_images']} | {size} | {r['date'][:10]} |")
+    return "\n".join(lines)
+
+
+def fragment(runs: list[Run], records: list[dict[str, Any]] = ()) -> str:
+    """The markdown written by ``nf-plugins collect-results``: Tables 6/7 for runs, weights for records."""
+    parts = []
+    if runs:
+        parts += [
+            "Paper Table 6 (Pascal VOC val2012 mIoU) against ours:",
+            table6(runs),
+            "Paper Table 7 (delta1/delta2/delta3 in %, rms and rel lower is better) against ours:",
+            table7(runs),
+        ]
+        extra = other_runs(runs)
+        if extra:
+            parts += ["Other backbones:", extra]
+    if records:
+        parts += ["ImageNet weights (nf-plugins validate):", weights_table(list(records))]
     return "\n\n".join(parts) + "\n"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``nf-plugins collect-results`` flags."""
-    parser.add_argument("work_dirs", nargs="+", type=Path, help="work dirs of tools/test.py runs")
+    parser.add_argument(
+        "work_dirs",
+        nargs="+",
+        type=Path,
+        help="work dirs of tools/test.py runs, and/or JSON files of nf-plugins validate (weights table)",
+    )
     parser.add_argument("--output", type=Path, help="write the markdown here (default: print it)")
 
 
 def run(args: argparse.Namespace) -> str:
-    """Read every work dir (all are checked before anything is written), then print or write the tables."""
+    """Read every work dir and validate JSON (all checked before anything is written), then the tables."""
     from .atomic import atomic_write_text
+    from .evaluate import read_validation_record
     from .outputs import check_output_file
 
     if args.output:
         check_output_file(args.output, "--output")
-    runs = [read_run(d) for d in args.work_dirs]
-    text = fragment(runs)
+    records = [read_validation_record(p) for p in args.work_dirs if p.suffix == ".json" and not p.is_dir()]
+    runs = [read_run(d) for d in args.work_dirs if not (d.suffix == ".json" and not d.is_dir())]
+    text = fragment(runs, records)
     if args.output:
         atomic_write_text(args.output, text)
-        print(f"wrote {args.output} ({len(runs)} runs)")
+        print(f"wrote {args.output} ({len(runs)} runs, {len(records)} validate records)")
     else:
         print(text, end="")
     return text

@@ -148,3 +148,34 @@ def test_missing_files_and_two_runs_for_one_cell_are_refused(runs, tmp_path):
     twin = _work_dir(tmp_path, "again", "nf_resnet50", VOC_TEST, {"mIoU": 75.0}, None)
     with pytest.raises(ValueError, match="two VOC runs for NF ResNet-50"):
         res.run(_args(str(runs[0]), str(twin)))
+
+
+def _record(model, checkpoint, weights, top1, top5, size, crop, day):
+    cfg = {"input_size": [3, size, size], "crop_pct": crop, "interpolation": "bicubic"}
+    keys = ("model", "checkpoint", "weights", "top1", "top5")
+    fields = dict(zip(keys, (model, checkpoint, weights, top1, top5), strict=True))
+    return {
+        "format": "nf_plugins.validate/1",
+        **fields,
+        "n_images": 50000,
+        "data_config": cfg,
+        "date": _date(day),
+    }
+
+
+def test_validate_records_give_the_weights_table(tmp_path):
+    paths = [tmp_path / "b0.json", tmp_path / "timm.json"]
+    paths[0].write_text(
+        json.dumps(_record("nf_regnet_b0", "/r/last.pth", "ema", 71.234, 90.0, 224, 0.875, 7))
+    )
+    paths[1].write_text(json.dumps(_record("nf_resnet50.ra2_in1k", None, None, 80.2, 95.004, 288, 0.94, 8)))
+    assert res.run(_args(*map(str, paths))) == (
+        "ImageNet weights (nf-plugins validate):\n\n"
+        "| weights | top-1 (%) | top-5 (%) | images | eval input | evaluated |\n"
+        "|---|---|---|---|---|---|\n"
+        "| nf_regnet_b0 (last.pth, ema) | 71.23 | 90.00 | 50000 | 224 px, crop 0.875, bicubic | 2026-11-07 |\n"  # noqa: E501
+        "| nf_resnet50.ra2_in1k | 80.20 | 95.00 | 50000 | 288 px, crop 0.94, bicubic | 2026-11-08 |\n"
+    )  # fmt: skip
+    paths[1].write_text(json.dumps({"top1": 80.2}))
+    with pytest.raises(ValueError, match="is not a record of `nf-plugins validate`"):
+        res.run(_args(*map(str, paths)))
