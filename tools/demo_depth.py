@@ -172,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
         output_dirs=[("--work-dir", args.work_dir)],
     )
 
+    from nf_plugins._quiet import filter_third_party_warnings
+
+    filter_third_party_warnings()  # before mmengine/mmseg are imported: no third-party deprecation notices
+
     import torch
 
     import nf_plugins.downstream  # noqa: F401  (registers the depth head, loss and transforms)

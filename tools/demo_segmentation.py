@@ -46,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
         output_dirs=[("--work-dir", args.work_dir)],
     )
 
+    from nf_plugins._quiet import filter_third_party_warnings
+
+    filter_third_party_warnings()  # before mmengine/mmseg are imported: no third-party deprecation notices
+
     from mmengine.logging import MMLogger
     from mmengine.runner import Runner
 
