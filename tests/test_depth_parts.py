@@ -20,7 +20,8 @@ from nf_plugins.downstream.depth_transforms import DepthCenterCrop, LoadCheckedD
 from nf_plugins.layers import ScaledStdConv2d  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-DEPTH_CONFIGS = sorted((ROOT / "configs/depth").glob("uproj_*.py"))
+# the paper-exact recipes; uproj_timm-* (timm's weights): tests/test_finetune_today.py
+DEPTH_CONFIGS = sorted(p for p in (ROOT / "configs/depth").glob("uproj_*.py") if "uproj_timm-" not in p.name)
 register_all_modules()
 
 

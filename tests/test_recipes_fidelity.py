@@ -31,6 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SEG_DEPTH = sorted(glob.glob(str(ROOT / "configs/segmentation/fcn_*.py"))) + sorted(
     glob.glob(str(ROOT / "configs/depth/uproj_*.py"))
 )
+# the 28 paper-exact recipes; the timm-weights configs (README "Fine-tune today") are the same recipes on
+# timm's architecture, tested in tests/test_finetune_today.py (weight decay per parameter included)
+SEG_DEPTH = [p for p in SEG_DEPTH if "_timm-" not in osp.basename(p)]
 IMAGENET = sorted(glob.glob(str(ROOT / "configs/imagenet/*.yaml")))
 BN_BASELINES = [p for p in SEG_DEPTH if "resnetv2" in osp.basename(p)]
 BN_FAST = [p for p in BN_BASELINES if "fcn_resnetv2-50" in p]  # NYU's BN baselines have no SyncBN
