@@ -168,6 +168,13 @@ class _Progress:
             self.bar.close()
 
 
+def eval_data_config(model: torch.nn.Module) -> dict[str, Any]:
+    """timm's data config to score ``model``: its test size and crop, as timm's validate.py uses."""
+    import timm.data
+
+    return timm.data.resolve_data_config(model=model, use_test_size=True)
+
+
 def evaluate(
     model: torch.nn.Module,
     split_dir: str | Path,
@@ -190,7 +197,7 @@ def evaluate(
     class_to_idx, how = class_index_map(
         split_dir, num_classes, class_map=Path(class_map) if class_map else None, label_names=label_names
     )
-    data_config = timm.data.resolve_data_config(model=model, use_test_size=True)
+    data_config = eval_data_config(model)
     dataset = CheckedImageFolder(split_dir, class_to_idx, skip_corrupt=False)
     _check_all_read(dataset, sum(class_folders(split_dir).values()))
     dataset.transform = timm.data.create_transform(**data_config, is_training=False)

@@ -114,7 +114,7 @@ def _args(*argv: str) -> argparse.Namespace:
 def test_top1_top5_equal_the_hand_count(grey_checkpoint, folder):
     assert _hand_count() == (HAND_TOP1, HAND_TOP5)
     model, _ = ev.load_model(NAME, checkpoint=grey_checkpoint)
-    result = ev.evaluate(model, folder, batch_size=4, workers=0, progress=False)
+    result = ev.evaluate(model, folder, batch_size=4, workers=1, progress=False)  # a DataLoader worker
     assert (result["top1_correct"], result["top5_correct"], result["n_images"]) == (6, 10, len(IMAGES))
     assert result["top1"] == pytest.approx(100 * 6 / 14) and result["top5"] == pytest.approx(100 * 10 / 14)
     assert result["class_index"] == "folder order"
@@ -132,7 +132,17 @@ def test_cli_record_names_model_weights_data_and_versions(grey_checkpoint, folde
     assert record["checkpoint_sha256"] == ev.file_sha256(grey_checkpoint)
     assert record["split_dir"] == str(folder.resolve()) and record["date"][:2] == "20"
     assert record["versions"]["timm"] == __import__("timm").__version__
-    assert "top-1 42.86  top-5 71.43  on 14 images" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "top-1 42.86  top-5 71.43  on 14 images" in printed.out
+    assert "validate: 14/14 images" in printed.err  # not a terminal: progress as log lines
+
+
+def test_our_models_are_scored_at_their_test_size_and_crop():
+    """Appendix D: NF-RegNet-B0 trains at 192 px and tests at 224 px, cropped from 256 (224 + 32)."""
+    import timm
+
+    cfg = ev.eval_data_config(timm.create_model("nf_regnet_b0", pretrained=False))
+    assert cfg["input_size"] == (3, 224, 224) and cfg["crop_pct"] == pytest.approx(224 / 256)
 
 
 def test_imagenet_synset_folders_score_on_their_imagenet_index(tmp_path):
