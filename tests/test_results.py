@@ -179,3 +179,16 @@ def test_validate_records_give_the_weights_table(tmp_path):
     paths[1].write_text(json.dumps({"top1": 80.2}))
     with pytest.raises(ValueError, match="is not a record of `nf-plugins validate`"):
         res.run(_args(*map(str, paths)))
+
+
+def test_a_record_without_date_is_dated_by_its_file(tmp_path):
+    """test_metrics.json written before tools/test.py recorded the date: the file's own time (UTC)."""
+    import datetime
+    import os
+
+    work = _work_dir(tmp_path, VOC_CFG, "resnetv2_50", VOC_TEST, {"mIoU": 75.21}, None)
+    stamp = datetime.datetime(2026, 10, 1, 23, 30, tzinfo=datetime.timezone.utc).timestamp()
+    os.utime(work / "test_metrics.json", (stamp, stamp))
+    assert f"| ResNet-50 | 74.4 | 75.4 | not run yet | 75.2 ({VOC_CFG}, 2026-10-01) |" in res.table6(
+        [res.read_run(work)]
+    )
