@@ -18,10 +18,10 @@ from collections.abc import Iterable
 import numpy as np
 from PIL import Image
 from scipy.io import loadmat
-from tqdm import tqdm
 
 from ..atomic import atomic_output, atomic_write_text
 from ..outputs import check_output_dir
+from ..progress import progress
 from .image_files import decoded_array, decoded_size, require_file
 from .safe_paths import check_inside, check_relative_name
 
@@ -87,7 +87,7 @@ def safe_extract(tar_path: str, dest: str) -> list[str]:
         for m in members:
             _check_member_name(m, tar_path, dest)
         plain = [m for m in members if m.isfile() or m.isdir()]
-        for m in tqdm(plain, desc=f"extract {osp.basename(tar_path)}", unit="file"):
+        for m in progress(plain, f"extract {osp.basename(tar_path)}", "file"):
             tar.extract(m, dest, filter="data")
     return [_describe(m) for m in members if not (m.isfile() or m.isdir())]
 
@@ -205,13 +205,13 @@ def prepare_vocaug(
             f"images, expected {expect_trainaug}: is the SBD release (benchmark.tgz) complete?"
         )
     os.makedirs(out_dir, exist_ok=True)
-    for img_id in tqdm(aug, desc="SBD .mat -> SegmentationClassAug", unit="mask"):
+    for img_id in progress(aug, "SBD .mat -> SegmentationClassAug", "mask"):
         mat = osp.join(cls_dir, img_id + ".mat")
         require_file(mat, "an SBD class file", "listed in SBD's train/val.txt")
         save_palette_png(read_sbd_mat(mat), osp.join(out_dir, img_id + ".png"))
-    for img_id in tqdm(aug, desc="check aug pairs", unit="pair"):
+    for img_id in progress(aug, "check aug pairs", "pair"):
         _check_pair(voc_root, img_id, "SegmentationClassAug")
-    for img_id in tqdm(train + val, desc="check VOC pairs", unit="pair"):
+    for img_id in progress(train + val, "check VOC pairs", "pair"):
         _check_pair(voc_root, img_id, "SegmentationClass")
     _write_ids(osp.join(splits, "aug.txt"), aug)
     _write_ids(osp.join(splits, "trainaug.txt"), trainaug)
