@@ -10,9 +10,12 @@ demo: setup
 	$(PY) tools/demo_segmentation.py
 	$(PY) tools/demo_depth.py
 
+# TEST_JOBS pytest-xdist workers (one per core here); whole test files go to one worker (loadfile), so
+# module fixtures are built once. TEST_JOBS=0 runs in-process, as a plain `pytest` does.
+TEST_JOBS ?= 2
 test: setup
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadfile
 
 lint: setup
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .
