@@ -10,9 +10,10 @@ demo: setup
 	$(PY) tools/demo_segmentation.py
 	$(PY) tools/demo_depth.py
 
-# TEST_JOBS pytest-xdist workers (one per core here); whole test files go to one worker (loadfile), so
-# module fixtures are built once. TEST_JOBS=0 runs in-process, as a plain `pytest` does.
-TEST_JOBS ?= 2
+# TEST_JOBS pytest-xdist workers: one per core, at most 4 (each holds torch, mmseg and a few models,
+# 1-3 GiB); whole test files go to one worker (loadfile), so module fixtures are built once.
+# TEST_JOBS=0 runs in-process, as a plain `pytest` does.
+TEST_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 test: setup
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadfile
