@@ -232,7 +232,7 @@ def evaluate(
         "top5": 100.0 * correct5 / seen if num_classes >= 5 else None,
         "top1_correct": correct1,
         "top5_correct": correct5 if num_classes >= 5 else None,
-        "data_config": {k: list(v) if isinstance(v, tuple) else v for k, v in data_config.items()},
+        "data_config": {key: list(v) if isinstance(v, tuple) else v for key, v in data_config.items()},
         "seconds": round(time.monotonic() - start, 3),
     }
 

@@ -245,3 +245,11 @@ def test_card_results_refuse_another_architecture_or_other_weights_of_the_checkp
         ValueError, match="scored the 'ema' weights of the checkpoint, the export takes 'model'"
     ):
         ev.card_results(record, architecture=NAME, checkpoint=grey_checkpoint, weights="model")
+
+
+def test_nan_logits_give_an_error_not_an_accuracy(grey_checkpoint, folder):
+    model, _ = ev.load_model(NAME, checkpoint=grey_checkpoint)
+    with torch.no_grad():
+        model.prototypes[3] = float("nan")
+    with pytest.raises(ValueError, match="NaN/inf logits; no accuracy is reported"):
+        ev.evaluate(model, folder, workers=0, progress=False)
