@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -198,8 +199,17 @@ def test_optimizer_groups_and_schedule(setup):
 # ---- training runs ---------------------------------------------------------------------------------
 
 
-def test_single_process_trains_resumes_exactly_and_exports(setup, tmp_path):
+def test_single_process_trains_resumes_exactly_and_exports(setup, tmp_path, capsys):
     plain = _train(setup, "plain")
+    printed = (
+        capsys.readouterr()
+    )  # the steps as progress (not a terminal: a line per epoch here), then results
+    assert [json.loads(line)["epoch"] for line in printed.out.splitlines()] == [1, 2, 3]  # epoch records only
+    assert re.findall(r"epoch (\d)/3: 3/3 step \(100%\), \d+ s, ETA 0 s, loss=", printed.err) == [
+        "1",
+        "2",
+        "3",
+    ]
     records = _log(plain)
     losses = [r["loss"] for r in records if "loss" in r]
     assert len(losses) == 9 and losses[0] == pytest.approx(np.log(3), abs=1e-4)  # zero-init classifier

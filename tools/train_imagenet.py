@@ -40,12 +40,14 @@ from timm.scheduler import CosineLRScheduler
 from timm.utils import ModelEmaV3, accuracy
 
 import nf_plugins  # noqa: F401  (registers the paper's models)
+from nf_plugins._quiet import filter_third_party_warnings
 from nf_plugins.atomic import atomic_write_text
 from nf_plugins.distributed import exit_if_distributed
 from nf_plugins.hub.checkpoint import load_training_checkpoint, save_training_checkpoint
 from nf_plugins.imagenet_data import build_datasets
 from nf_plugins.models import create_model
 from nf_plugins.outputs import check_output_dir, check_output_file
+from nf_plugins.progress import Progress
 
 DEFAULTS: dict[str, Any] = dict(
     model=None,
@@ -402,10 +404,13 @@ class Trainer:
             set_rng_state(rngs[self.rank])
 
     # ---- loop -------------------------------------------------------------------------------------
-    def log(self, **record: Any) -> None:
+    def log(self, echo: bool = True, **record: Any) -> None:
+        """Append ``record`` to log.jsonl (rank 0); ``echo`` prints it too (the epoch records: the steps show
+        as the progress bar)."""
         if self.rank == 0:
             line = json.dumps(record)
-            print(line, flush=True)
+            if echo:
+                print(line, flush=True)
             with (self.output / "log.jsonl").open("a") as f:
                 f.write(line + "\n")
 
@@ -416,6 +421,12 @@ class Trainer:
             self.train_loader.sampler.set_epoch(self.epoch)
         total, count = 0.0, 0
         self.train_set.take_skipped()
+        bar = Progress(
+            len(self.train_loader),
+            f"epoch {self.epoch + 1}/{self.cfg['epochs']}",
+            "step",
+            enabled=self.rank == 0,
+        )
         for images, targets in self.train_loader:
             images, targets = images.to(self.device), targets.to(self.device)
             if self.mixup is not None:
@@ -434,9 +445,10 @@ class Trainer:
             self.step += 1
             self.scheduler.step_update(self.step)
             total, count = total + loss.item(), count + 1
-            self.log(
-                epoch=self.epoch, step=self.step, loss=loss.item(), lr=self.optimizer.param_groups[0]["lr"]
-            )
+            lr = self.optimizer.param_groups[0]["lr"]
+            self.log(echo=False, epoch=self.epoch, step=self.step, loss=loss.item(), lr=lr)
+            bar.update(1, loss=f"{loss.item():.4f}", lr=f"{lr:.3g}")
+        bar.close()
         skipped = self.train_set.take_skipped()
         if self.distributed:  # the epoch's mean loss and skipped images over all processes
             sums = torch.tensor([total, count, skipped], dtype=torch.float64, device=self.device)
@@ -501,6 +513,7 @@ def main(argv: list[str] | None = None) -> None:
         help="import a module that registers more timm models (like mmengine's custom_imports)",
     )
     args = parser.parse_args(argv)
+    filter_third_party_warnings()
     for module in args.imports:
         importlib.import_module(module)
 
