@@ -201,15 +201,11 @@ def test_optimizer_groups_and_schedule(setup):
 
 def test_single_process_trains_resumes_exactly_and_exports(setup, tmp_path, capsys):
     plain = _train(setup, "plain")
-    printed = (
-        capsys.readouterr()
-    )  # the steps as progress (not a terminal: a line per epoch here), then results
+    # the steps as progress (not a terminal: one line per epoch here), the results on stdout
+    printed = capsys.readouterr()
     assert [json.loads(line)["epoch"] for line in printed.out.splitlines()] == [1, 2, 3]  # epoch records only
-    assert re.findall(r"epoch (\d)/3: 3/3 step \(100%\), \d+ s, ETA 0 s, loss=", printed.err) == [
-        "1",
-        "2",
-        "3",
-    ]
+    progress_lines = re.findall(r"epoch (\d)/3: 3/3 step \(100%\), \d+ s, ETA 0 s, loss=", printed.err)
+    assert progress_lines == ["1", "2", "3"]
     records = _log(plain)
     losses = [r["loss"] for r in records if "loss" in r]
     assert len(losses) == 9 and losses[0] == pytest.approx(np.log(3), abs=1e-4)  # zero-init classifier
