@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import nf_plugins  # noqa: F401  (registers the paper's models)
+from nf_plugins._quiet import filter_third_party_warnings
 from nf_plugins.atomic import check_output_dir
 from nf_plugins.evaluate import card_results, read_validation_record
 from nf_plugins.hub import (
@@ -99,6 +100,7 @@ def _source_kind(source: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> Path:
+    filter_third_party_warnings()
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -101,9 +101,10 @@ if __name__ == "__main__":  # a bad argument or output path is answered before n
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
-from tqdm import tqdm  # noqa: E402
 
 decoded_size = _load_light_module("downstream/image_files").decoded_size
+_progress = _load_light_module("progress")  # a bar on a terminal, a line per 10% in a log
+Progress, progress = _progress.Progress, _progress.progress
 atomic_write_bytes = _load_light_module("atomic").atomic_write_bytes
 safe_paths = _load_light_module("downstream/safe_paths")
 
@@ -278,7 +279,7 @@ def convert_labeled_mat(
 def _write_labeled(images, depths, splits, out_dir, mat_path, jpeg_quality, float_images, written) -> None:
     """The conversion loop of :func:`convert_labeled_mat`; appends each file it writes to ``written``."""
     total = sum(idx.size for idx in splits.values())
-    with tqdm(total=total, desc="NYUv2 labeled -> mmseg layout", unit="img") as bar:
+    with Progress(total, "NYUv2 labeled -> mmseg layout", "img") as bar:
         for split, idx in splits.items():
             for i in idx:
                 where = f"{mat_path}: 'images' image {i} ({split})"
@@ -402,7 +403,7 @@ def scan_layout(root: Path) -> tuple[dict[str, int], dict[str, list[Path]]]:
             raise NYUFormatError(f"{img_dir} does not exist; expected mmseg's NYU layout under {root}")
         imgs = sorted(img_dir.rglob("*.jpg"))
         no_depth[split] = []
-        for img_path in tqdm(imgs, desc=f"checking {split}", unit="img", leave=False):
+        for img_path in progress(imgs, f"checking {split}", "img"):
             png = ann_dir / img_path.relative_to(img_dir).with_suffix(".png")
             for path, what in ((img_path, "an image file"), (png, "a depth PNG")):
                 if path.is_dir():
@@ -438,6 +439,7 @@ def scan_layout(root: Path) -> tuple[dict[str, int], dict[str, list[Path]]]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    _load_light_module("_quiet").filter_third_party_warnings()  # as every entry point (none seen here today)
     args, root = _parse_args(argv)
     try:
         _check_paths(args, root)

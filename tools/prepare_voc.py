@@ -56,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     sbd_dir = args.sbd_dir or osp.join(args.out, "benchmark_RELEASE")
     try:
         _check_args(args)
+        from nf_plugins._quiet import filter_third_party_warnings
+
+        filter_third_party_warnings()  # before mmengine/mmseg are imported (their deprecation notices)
         from nf_plugins.downstream.voc import TRAINAUG_LEN, VAL_LEN, prepare_vocaug, safe_extract
 
         for tar in (args.voc_tar, args.sbd_tar):

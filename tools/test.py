@@ -12,10 +12,14 @@ import math
 import os.path as osp
 import sys
 
-from mmengine.dist import get_rank
+from nf_plugins._quiet import filter_third_party_warnings
 
-from nf_plugins.distributed import exit_if_distributed
-from nf_plugins.downstream.runner_utils import (
+filter_third_party_warnings()  # before mmengine/mmseg are imported (their deprecation notices)
+
+from mmengine.dist import get_rank  # noqa: E402
+
+from nf_plugins.distributed import exit_if_distributed  # noqa: E402
+from nf_plugins.downstream.runner_utils import (  # noqa: E402
     add_runner_args,
     build_runner,
     load_config,
@@ -24,7 +28,7 @@ from nf_plugins.downstream.runner_utils import (
     set_data_root,
     write_json_atomic,
 )
-from nf_plugins.outputs import check_output_dir, check_output_file
+from nf_plugins.outputs import check_output_dir, check_output_file  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:

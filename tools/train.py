@@ -6,8 +6,12 @@ torchrun --nproc_per_node=4 tools/train.py CONFIG --launcher pytorch
 
 import argparse
 
-from nf_plugins.distributed import exit_if_distributed
-from nf_plugins.downstream.runner_utils import (
+from nf_plugins._quiet import filter_third_party_warnings
+
+filter_third_party_warnings()  # before mmengine/mmseg are imported (their deprecation notices)
+
+from nf_plugins.distributed import exit_if_distributed  # noqa: E402
+from nf_plugins.downstream.runner_utils import (  # noqa: E402
     add_runner_args,
     build_runner,
     enable_amp,
@@ -16,7 +20,7 @@ from nf_plugins.downstream.runner_utils import (
     registry_hints,
     set_data_root,
 )
-from nf_plugins.outputs import check_output_dir
+from nf_plugins.outputs import check_output_dir  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
