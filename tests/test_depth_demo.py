@@ -43,7 +43,7 @@ def test_demo_depth_learns_in_40_iterations(tmp_path, capsys):
     # its picture: the first four 96x64 test rooms at 3x, four panels and two colour bars per row
     png = tmp_path / "depth_demo.png"
     assert f"first test rooms): {png}" in out
-    assert Image.open(png).size == (8 + 4 * (3 * 96 + 8) + 2 * (10 + 48), 22 + 4 * (22 + 3 * 64) + 8)
+    assert Image.open(png).size == (8 + 4 * (3 * 96 + 8) + 2 * (10 + 60), 22 + 4 * (22 + 3 * 64) + 8)
 
 
 @pytest.mark.slow

@@ -101,8 +101,8 @@ def test_depth_png_one_scale_for_truth_and_prediction_error_zero_where_equal(tmp
     fig = vis.depth_figure([vis.Example("room", image, gt, pred)], scale=scale)
     png = _png(fig, tmp_path / "depth.png")
 
-    # image, truth, prediction, colour bar (10 px + 48 px labels), error, colour bar; 8 px gaps
-    assert png.shape == (22 + 22 + h * scale + 8, 8 + 4 * (w * scale + 8) + 2 * (10 + 48), 3)
+    # image, truth, prediction, colour bar (10 px + 60 px labels), error, colour bar; 8 px gaps
+    assert png.shape == (22 + 22 + h * scale + 8, 8 + 4 * (w * scale + 8) + 2 * (10 + 60), 3)
     image_ax, gt_ax, pred_ax, err_ax = fig.axes[:4]
 
     def viridis(d):  # the scale the data imply: 2 m .. 5 m

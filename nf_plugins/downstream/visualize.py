@@ -34,7 +34,7 @@ IGNORE_INDEX = 255
 VOID_COLOUR = (224, 224, 192)  # the colour VOC's own palette PNGs give label 255 (void / object outline)
 DEPTH_CMAP, ERROR_CMAP, INVALID_GREY = "viridis", "inferno", "0.8"
 DPI = 128  # a power of two: figure sizes in inches are then exact, and the PNG is exactly the pixel layout
-GAP, BAND, CBAR, CBAR_LABELS = 8, 22, 10, 48  # pixels: between panels, title bands, colour bar, its labels
+GAP, BAND, CBAR, CBAR_LABELS = 8, 22, 10, 60  # pixels: between panels, title bands, colour bar, its labels
 FONT = 7  # points (12.4 px at DPI 128)
 
 
