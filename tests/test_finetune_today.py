@@ -40,6 +40,7 @@ from mmseg.registry import MODELS  # noqa: E402
 from timm.models import save_for_hf  # noqa: E402
 from torch import nn  # noqa: E402
 
+from nf_plugins.downstream.checkpoint_io import load_checkpoint_file  # noqa: E402
 from nf_plugins.downstream.synthetic_voc import make_synthetic_voc, small_run_config  # noqa: E402
 from nf_plugins.downstream.voc import prepare_vocaug  # noqa: E402
 
@@ -49,19 +50,9 @@ VOC = "{}-d16_4xb4-30k_voc12aug-513x513.py"
 NYU = "{}_8xb32-7.5k_nyu-304x228.py"
 # timm-weights config -> (timm's model, the paper-exact config it must equal apart from the backbone)
 TIMM_CONFIGS = {
-    SEG / VOC.format("fcn_timm-nf-resnet50.ra2-in1k"): ("nf_resnet50", SEG / VOC.format("fcn_nf-resnet50")),
-    SEG / VOC.format("fcn_timm-nf-regnet-b1.ra2-in1k"): (
-        "nf_regnet_b1",
-        SEG / VOC.format("fcn_nf-regnet-b1"),
-    ),
-    DEPTH / NYU.format("uproj_timm-nf-resnet50.ra2-in1k"): (
-        "nf_resnet50",
-        DEPTH / NYU.format("uproj_nf-resnet50"),
-    ),
-    DEPTH / NYU.format("uproj_timm-nf-regnet-b1.ra2-in1k"): (
-        "nf_regnet_b1",
-        DEPTH / NYU.format("uproj_nf-regnet-b1"),
-    ),
+    folder / form.format(f"{task}_timm-{arch}.ra2-in1k"): (name, folder / form.format(f"{task}_{arch}"))
+    for folder, form, task in ((SEG, VOC, "fcn"), (DEPTH, NYU, "uproj"))
+    for name, arch in (("nf_resnet50", "nf-resnet50"), ("nf_regnet_b1", "nf-regnet-b1"))
 }
 REVISION = "0123456789abcdef0123456789abcdef01234567"
 CLASSIFIER = {"head.fc.weight", "head.fc.bias"}  # the ImageNet classifier, which NFBackbone removes
@@ -187,7 +178,7 @@ def parsed(path: Path) -> Config:
 # ---- the configs ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", list(TIMM_CONFIGS), ids=lambda p: p.name.split("_")[1])
+@pytest.mark.parametrize("path", list(TIMM_CONFIGS), ids=lambda p: p.name.split(".ra2")[0])
 def test_timm_config_is_the_paper_recipe_on_timm_weights(path):
     """Everything but the backbone's weights source equals the paper-exact config of the same network."""
     name, paper = TIMM_CONFIGS[path]
@@ -204,7 +195,7 @@ def test_timm_config_is_the_paper_recipe_on_timm_weights(path):
     assert ours == theirs  # head, data, schedule, optimizer, hooks
 
 
-@pytest.mark.parametrize("path", list(TIMM_CONFIGS), ids=lambda p: p.name.split("_")[1])
+@pytest.mark.parametrize("path", list(TIMM_CONFIGS), ids=lambda p: p.name.split(".ra2")[0])
 def test_timm_config_decays_only_conv_and_linear_weights(path):
     """Built as the runner builds it (registry, then build_optim_wrapper), on the meta device: in timm's
     architecture too, Scaled WS gains and biases get no weight decay, conv and linear weights do (B.1)."""
@@ -239,10 +230,8 @@ def voc_config(path: Path, voc: str, work_dir: Path) -> Config:
     """The shipped config at 64 px crops, batch 2, 2 iterations; the weights source as shipped."""
     cfg = small_run_config(str(path), voc, str(work_dir), max_iters=2, batch_size=2)
     shipped = parsed(path).model.backbone  # small_run_config turns ImageNet weights off; they are the point
-    cfg.model.backbone.pretrained, cfg.model.backbone.checkpoint_path = (
-        shipped.pretrained,
-        shipped.checkpoint_path,
-    )
+    cfg.model.backbone.pretrained = shipped.pretrained
+    cfg.model.backbone.checkpoint_path = shipped.checkpoint_path
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None  # tools/test.py evaluates
     return cfg
 
@@ -320,7 +309,7 @@ def test_timm_weights_land_then_train_and_test(case, hf_cache, tmp_path, monkeyp
     work = run_train(small_config(case, tmp_path, request), case, tmp_path, monkeypatch)
     assert_landed(case, weights)
     ckpt = work / "iter_2.pth"
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    state = load_checkpoint_file(str(ckpt), map_location="cpu")["state_dict"]  # weights_only, as tools/
     trained = {
         k.removeprefix("backbone.model."): v for k, v in state.items() if k.startswith("backbone.model.")
     }
