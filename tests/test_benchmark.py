@@ -120,6 +120,11 @@ BAD_ARGS = [
     ("device_meta", ["--device", "meta"], r"device \(--device\) 'meta': the benchmark runs on 'cpu' or 'cuda'"),  # noqa: E501
     ("device_missing_gpu", ["--device", "cuda:99"], r"'cuda:99' is not available: this machine has \d+ CUDA"),
     ("suites", ["--suites", "fast"], r"unknown benchmark suites \(--suites\) \['fast'\]"),
+    ("compile_backend", ["--compile-backend", "tvm"], r"compile_backend \(--compile-backend\) must be one of \['inductor'"),  # noqa: E501
+    ("train_batches_zero", ["--train-batches", "4", "0"], r"train_batches \(--train-batches\) must be an int >= 1, got 0"),  # noqa: E501
+    ("effnet_px_small", ["--effnet-px", "8"], r"effnet_px \(--effnet-px\) must be an int >= 32, got 8"),
+    ("stability_runs_zero", ["--stability-runs", "0"], r"stability_runs \(--stability-runs\) must be an int >= 1"),  # noqa: E501
+    ("png_suffix", ["--png", "chart.jpg"], r"--png must end in .png, got '.*chart.jpg'"),
 ]  # fmt: skip
 
 

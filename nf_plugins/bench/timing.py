@@ -68,3 +68,31 @@ def gemm_peak_gflops(device: torch.device, reps: int = 5) -> float:
         mm = _best_seconds(lambda: a @ b, device, reps)
         conv = _best_seconds(lambda: torch.nn.functional.conv2d(x, w), device, reps)
     return flops / min(mm, conv) / 1e9
+
+
+def profile_top_ops(
+    fn: Callable[[], object], device: torch.device, iters: int = 3, top: int = 10
+) -> list[dict]:
+    """Where ``fn``'s time goes: torch.profiler's ``top`` ops by self time (device time on GPU), per call."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = device.type == "cuda"
+    fn()  # warm-up outside the profile
+    synchronize(device)
+    with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
+        for _ in range(iters):
+            fn()
+        synchronize(device)
+    attr = "self_device_time_total" if cuda else "self_cpu_time_total"
+    events = [e for e in prof.key_averages() if getattr(e, attr) > 0]
+    total = sum(getattr(e, attr) for e in events)
+    ranked = sorted(events, key=lambda e: getattr(e, attr), reverse=True)[:top]
+    return [
+        {
+            "op": e.key,
+            "self_ms": getattr(e, attr) / 1e3 / iters,
+            "share": getattr(e, attr) / total,
+            "calls": e.count // iters,
+        }  # fmt: skip
+        for e in ranked
+    ]
