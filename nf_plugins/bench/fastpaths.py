@@ -98,6 +98,11 @@ def export_standard_onnx(model: nn.Module, path: str | Path, px: int, opset: int
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning)
+        # timm's ScaledStdConv2d standardizes with F.batch_norm(training=True) over each filter: exported as
+        # a training-mode BatchNormalization, which is what it computes (outputs are checked against eager)
+        warnings.filterwarnings(
+            "ignore", message="ONNX export mode is set to TrainingMode.EVAL", category=UserWarning
+        )
         torch.onnx.export(
             model.eval(), (x,), str(path), dynamo=False, opset_version=opset,
             input_names=["input"], output_names=["logits"], dynamic_axes=axes,
