@@ -53,6 +53,14 @@ if ! ls "$cache"/mmcv-"${mmcv_pin#mmcv==}"-*.whl >/dev/null 2>&1; then
 fi
 log "installing nf_plugins (editable) with mm, dev extras"
 uv install -q -c "$constraints" --find-links "$cache" -e ".[mm,dev]"
+# Byte-compile the installed packages once. Where PYTHONDONTWRITEBYTECODE is set (it is on this machine
+# class), Python otherwise compiles torch, timm, mmengine and mmseg from source in every process:
+# `import nf_plugins, mmseg, timm` took 13.4 s of CPU against 5.6 s compiled, paid by every tool run,
+# torchrun rank and test worker. A file that does not compile (torch ships one in Python 3.12 syntax,
+# never imported here) is reported, not fatal.
+site=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+log "byte-compiling $site"
+"$py" -m compileall -q -j 0 "$site" > /dev/null 2>&1 || log "compileall skipped files it cannot compile (torch has one in Python 3.12 syntax); Python compiles on import"
 "$py" -c "import mmcv.ops, mmseg, timm, torchvision.ops; print('stack ok: torch', __import__('torch').__version__, 'timm', timm.__version__, 'mmcv', mmcv.__version__, 'mmseg', mmseg.__version__)"
 echo "$want" > "$stamp"
 log "done"
