@@ -67,6 +67,7 @@ GOALS: tuple[Goal, ...] = (
         r"timm:resnetv2_50 best",
         r"train b(16|32|64) \d+px",
         1.0,
+        max_abs_diff=1e-3,
     ),
     Goal(
         "compile_train",
@@ -76,6 +77,7 @@ GOALS: tuple[Goal, ...] = (
         r"ours:nf_\w+ eager",
         r"train b\d+ \d+px",
         1.15,
+        max_abs_diff=1e-3,
     ),
     Goal(
         "compile_vs_timm",
@@ -85,6 +87,7 @@ GOALS: tuple[Goal, ...] = (
         r"timm-own:nf_\w+ compiled",
         r"train b\d+ \d+px",
         1.0,
+        max_abs_diff=1e-3,
     ),
     Goal(
         "compile_infer",
@@ -94,6 +97,7 @@ GOALS: tuple[Goal, ...] = (
         r"ours:nf_\w+ eager",
         r"infer b1 \d+px",
         1.3,
+        max_abs_diff=1e-3,
     ),
     Goal(
         "onnx_vs_eager",
