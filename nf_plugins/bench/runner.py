@@ -325,6 +325,8 @@ class Benchmark:
             extra = {
                 "compile_s": check.pop("fast_first_call_s"),
                 "graph_breaks": compiled_counters()["graph_breaks"] - before["graph_breaks"],
+                "fxgraph_cache_hits": compiled_counters()["fxgraph_cache_hits"]
+                - before["fxgraph_cache_hits"],
                 **check,
             }
             ours_img_s = batch / sec["compiled"]
