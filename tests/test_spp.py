@@ -260,7 +260,7 @@ def test_cli_refuses_a_plot_format_matplotlib_cannot_write(tmp_path, capsys, no_
     assert list(tmp_path.iterdir()) == []
 
 
-def test_cli_write_failing_after_the_run_changes_neither_output(tmp_path, monkeypatch):
+def test_cli_write_failing_after_the_run_changes_neither_output(tmp_path, monkeypatch, capsys):
     """Plot and JSON are renamed into place together: when the JSON cannot be written after the run (its
     path turned into a folder meanwhile), the previous plot is untouched and no temp file is left."""
     from nf_plugins.spp import cli
@@ -275,8 +275,9 @@ def test_cli_write_failing_after_the_run_changes_neither_output(tmp_path, monkey
         return result
 
     monkeypatch.setattr(cli, "signal_propagation", run_then_break_the_json_path)
-    with pytest.raises(IsADirectoryError):
+    with pytest.raises(SystemExit) as info:  # the IsADirectoryError, as the CLI's one-line error
         cli_main(["spp", "NF, Scaled WS", *SMALL, "--out", str(out), "--json", str(js)])
+    assert info.value.code == 2 and "Is a directory" in capsys.readouterr().err
     assert out.read_bytes() == b"previous plot"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.json", "s.png"] and not any(js.iterdir())
 
