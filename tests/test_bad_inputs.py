@@ -203,7 +203,7 @@ def test_reset_classifier_checks_before_changing_the_head(r26):
         ((-3,), ValueError, r"num_classes must be a non-negative int \(0 removes the classifier\), got -3"),
         (("10",), TypeError, r"num_classes must be a non-negative int.*'10' \(str\); pass a number, e.g. num_classes=10"),  # noqa: E501
         ((10, "bogus"), ValueError, r"global_pool='bogus' is not a pooling type"),
-        ((10, ""), ValueError, r"reset_classifier\(10\) with global_pool='' \(no pooling\): pass num_classes=0"),  # noqa: E501
+        ((10, ""), ValueError, r"reset_classifier\(10\) with global_pool='' \(no pooling\): pass num_classes=0 for unpooled features, or a pooling type such as global_pool='avg'$"),  # noqa: E501
     ]:  # fmt: skip
         with pytest.raises(exc, match=msg):
             model.reset_classifier(*args)

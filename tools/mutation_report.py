@@ -2,8 +2,9 @@
 
 The equivalent mutants are the backticked mutant names in the table of docs/mutation.md, each with the
 reason it cannot change behaviour. Score = killed / (mutants - equivalent), where killed includes
-timeouts and "no tests" counts as surviving. Exits 1 when a listed equivalent mutant no longer exists
-(the source moved: re-check the list) or when the score is under ``--min-score``.
+timeouts and "no tests" counts as surviving. Exits 1 when a listed equivalent mutant no longer exists or
+was killed (the source moved and mutmut renumbered its mutants: re-check the list; a killed one counts as
+killed), or when the score is under ``--min-score``.
 """
 
 from __future__ import annotations
@@ -66,7 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     for module, codes in results.items():
         c: Counter = Counter()
         for name, code in codes.items():
-            if name in equivalent:
+            if name in equivalent and code in KILLED:  # a test sees it: not equivalent, the list is stale
+                stale.append(name)
+                c[KILLED[code]] += 1
+            elif name in equivalent:
                 c["equivalent"] += 1
             elif code is None:
                 c["not run"] += 1
@@ -84,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.survivors:
         print("\nsurviving (not listed as equivalent):", *survivors, sep="\n  ")
     if stale:
-        print(f"\n{len(stale)} listed equivalent mutants no longer exist; re-check docs/mutation.md:", *stale)
+        print(f"\n{len(stale)} listed equivalent mutants are gone or killed; re-check docs/mutation.md:")
+        print(*(f"  {name}" for name in stale), sep="\n")
         return 1
     return 0 if _score(total) >= args.min_score else 1
 

@@ -398,7 +398,6 @@ class NormFreeNet(nn.Module):
         x = self.stem.pool(x)
         last_idx = len(self.stages)
         stages = self.stages if torch.jit.is_scripting() or not stop_early else self.stages[:max_index]
-        feat_idx = 0
         for feat_idx, stage in enumerate(stages, start=1):
             x = stage(x)
             if feat_idx == last_idx:
