@@ -1,5 +1,8 @@
 import functools
+import hashlib
 import os
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
@@ -35,3 +38,38 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 def _seed_and_threads():
     torch.manual_seed(0)
     yield
+
+
+HF_REVISION = "0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.fixture
+def hf_cache(tmp_path, monkeypatch) -> Callable[[str, Path], Path]:
+    """An empty, offline Hugging Face cache in tmp; returns ``put(repo_id, folder)``, which stores the
+    folder's files as huggingface_hub stores a download (blobs named by their sha256, linked from
+    snapshots/<revision>/, refs/main naming the revision) and returns the snapshot folder. The files are
+    hard-linked, so ``folder`` stays as it was."""
+    import huggingface_hub.constants as hf_constants
+
+    cache = tmp_path / "hf_home" / "hub"
+    cache.mkdir(parents=True)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(cache.parent))
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)  # read at import: the env is too late
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(cache))
+
+    def put(repo_id: str, folder: Path) -> Path:
+        repo = cache / ("models--" + repo_id.replace("/", "--"))
+        snapshot, blobs = repo / "snapshots" / HF_REVISION, repo / "blobs"
+        snapshot.mkdir(parents=True)
+        blobs.mkdir()
+        for f in Path(folder).iterdir():
+            blob = blobs / hashlib.sha256(f.read_bytes()).hexdigest()
+            os.link(f, blob)
+            (snapshot / f.name).symlink_to(Path("..", "..", "blobs", blob.name))
+        (repo / "refs").mkdir()
+        (repo / "refs" / "main").write_text(HF_REVISION)
+        return snapshot
+
+    return put

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import hashlib
 import json
 import math
 import os.path as osp
@@ -21,7 +20,6 @@ import shutil
 import sys
 from pathlib import Path
 
-import huggingface_hub.constants as hf_constants
 import numpy as np
 import pytest
 import safetensors.torch
@@ -54,7 +52,6 @@ TIMM_CONFIGS = {
     for folder, form, task in ((SEG, VOC, "fcn"), (DEPTH, NYU, "uproj"))
     for name, arch in (("nf_resnet50", "nf-resnet50"), ("nf_regnet_b1", "nf-regnet-b1"))
 }
-REVISION = "0123456789abcdef0123456789abcdef01234567"
 CLASSIFIER = {"head.fc.weight", "head.fc.bias"}  # the ImageNet classifier, which NFBackbone removes
 
 _LANDED: dict[str, dict] = {}
@@ -88,35 +85,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def hf_cache(tmp_path, monkeypatch):
-    """An empty, offline Hugging Face cache in tmp; returns a function that stores a repo folder in it."""
-    cache = tmp_path / "hf_home" / "hub"
-    cache.mkdir(parents=True)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(cache.parent))
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)  # read at import: the env is too late
-    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(cache))
-
-    def put(repo_id: str, folder: Path) -> Path:
-        """Move ``folder``'s files in as huggingface_hub stores a download: blobs named by their sha256,
-        linked from snapshots/<revision>/, and refs/main naming the revision."""
-        repo = cache / ("models--" + repo_id.replace("/", "--"))
-        snapshot, blobs = repo / "snapshots" / REVISION, repo / "blobs"
-        snapshot.mkdir(parents=True)
-        blobs.mkdir()
-        for f in folder.iterdir():
-            blob = blobs / hashlib.sha256(f.read_bytes()).hexdigest()
-            f.rename(blob)
-            (snapshot / f.name).symlink_to(Path("..", "..", "blobs", blob.name))
-        (repo / "refs").mkdir()
-        (repo / "refs" / "main").write_text(REVISION)
-        return snapshot
-
-    return put
 
 
 def timm_weights(name: str, hf_cache, tmp_path: Path) -> dict[str, torch.Tensor]:

@@ -10,7 +10,6 @@ import json
 import re
 import shutil
 
-import huggingface_hub.constants as hf_constants
 import pytest
 import safetensors.torch
 import timm
@@ -22,31 +21,6 @@ import nf_plugins
 from nf_plugins.hub import export_for_hub, model_card, push_folder_to_hub, validate_repo_id
 from nf_plugins.hub.export import check_hub_folder
 from nf_plugins.models.complexity import PAPER_TABLE3
-
-REVISION = "0123456789abcdef0123456789abcdef01234567"
-
-
-@pytest.fixture
-def hf_cache(tmp_path, monkeypatch):
-    """An empty HF hub cache in tmp, offline; returns a function that puts a repo's files into it."""
-    cache = tmp_path / "hf_home" / "hub"
-    cache.mkdir(parents=True)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(cache.parent))
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(cache))
-
-    def put(repo_id: str, folder) -> None:
-        repo = cache / ("models--" + repo_id.replace("/", "--"))
-        snapshot = repo / "snapshots" / REVISION
-        snapshot.mkdir(parents=True)
-        for f in folder.iterdir():
-            shutil.copy(f, snapshot / f.name)
-        (repo / "refs").mkdir()
-        (repo / "refs" / "main").write_text(REVISION)
-
-    return put
 
 
 def _randomize(model: torch.nn.Module) -> torch.nn.Module:

@@ -12,7 +12,6 @@ import os
 import shutil
 from pathlib import Path
 
-import huggingface_hub.constants as hf_constants
 import pytest
 import safetensors.torch
 import timm
@@ -21,8 +20,6 @@ import torch
 from nf_plugins.hub import export_for_hub, model_from_training_checkpoint
 from nf_plugins.hub.checkpoint import save_training_checkpoint
 from nf_plugins.models import create_model
-
-REVISION = "0123456789abcdef0123456789abcdef01234567"
 
 
 @pytest.fixture(scope="module")
@@ -54,20 +51,12 @@ def _poison(value: float):
     return change
 
 
-def _load(loader: str, folder: Path, monkeypatch, tmp_path):
+def _load(loader: str, folder: Path, hf_cache, tmp_path):
     """Load ``folder``'s weights through one of our loaders."""
     if loader == "local-dir":
         return timm.create_model(f"local-dir:{folder}", pretrained=True)
     if loader == "hf-hub":
-        cache = tmp_path / "hub"
-        snapshot = cache / "models--org--b0" / "snapshots" / REVISION
-        shutil.copytree(folder, snapshot)
-        (cache / "models--org--b0" / "refs").mkdir()
-        (cache / "models--org--b0" / "refs" / "main").write_text(REVISION)
-        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-        monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-        monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
-        monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(cache))
+        hf_cache("org/b0", folder)
         return timm.create_model("hf-hub:org/b0", pretrained=True)
     if loader == "checkpoint_path":
         return create_model("nf_regnet_b0", num_classes=3, checkpoint_path=str(folder / "model.safetensors"))
@@ -89,9 +78,9 @@ LOADERS = ["local-dir", "hf-hub", "checkpoint_path", "overlay_file", "training_c
 
 
 @pytest.mark.parametrize("loader", LOADERS)
-def test_float32_weights_load_exactly_through_every_loader(exported, loader, monkeypatch, tmp_path):
+def test_float32_weights_load_exactly_through_every_loader(exported, loader, hf_cache, tmp_path):
     """The control for the refusals below: the same files in the model's dtype load bit-exactly."""
-    model = _load(loader, exported, monkeypatch, tmp_path)
+    model = _load(loader, exported, hf_cache, tmp_path)
     expected = safetensors.torch.load_file(exported / "model.safetensors")
     got = model.state_dict()
     assert got.keys() == expected.keys()
@@ -100,24 +89,24 @@ def test_float32_weights_load_exactly_through_every_loader(exported, loader, mon
 
 @pytest.mark.parametrize("loader", LOADERS)
 @pytest.mark.parametrize("dtype", [torch.float16, torch.int8], ids=["float16", "int8"])
-def test_other_dtype_is_refused_naming_the_tensor(exported, loader, dtype, monkeypatch, tmp_path):
+def test_other_dtype_is_refused_naming_the_tensor(exported, loader, dtype, hf_cache, tmp_path):
     """float16 or int8 files with the right keys and shapes used to load, cast silently to float32."""
     folder = _variant(exported, tmp_path / "cast", _cast(dtype))
     hint = "dequantize it with its scales" if dtype == torch.int8 else r"convert the file explicitly"
     with pytest.raises(
         ValueError, match=rf"tensor '[\w.]+' has dtype {dtype} but the model's is torch.float32; .*{hint}"
     ):
-        _load(loader, folder, monkeypatch, tmp_path)
+        _load(loader, folder, hf_cache, tmp_path)
 
 
 @pytest.mark.parametrize("loader", LOADERS)
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
-def test_non_finite_weights_are_refused_naming_the_tensor(exported, loader, value, monkeypatch, tmp_path):
+def test_non_finite_weights_are_refused_naming_the_tensor(exported, loader, value, hf_cache, tmp_path):
     folder = _variant(exported, tmp_path / "bad", _poison(value))
     with pytest.raises(
         ValueError, match=r"tensor 'head.fc.weight' holds 1 non-finite value\(s\) \(NaN/inf\)"
     ):
-        _load(loader, folder, monkeypatch, tmp_path)
+        _load(loader, folder, hf_cache, tmp_path)
 
 
 def test_weights_errors_name_the_file(exported, tmp_path):
