@@ -22,7 +22,6 @@ import datetime
 import hashlib
 import json
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from typing import Any
 import torch
 
 from .imagenet_data import VAL_NAMES, CheckedImageFolder, _check_all_read, class_folders
+from .progress import Progress
 
 RECORD_FORMAT = "nf_plugins.validate/1"
 
@@ -136,38 +136,6 @@ def load_model(
     return model.eval(), info
 
 
-class _Progress:
-    """tqdm bar with ETA on a terminal; otherwise a log line (rate, ETA) every tenth of the images."""
-
-    def __init__(self, total: int, enabled: bool = True) -> None:
-        self.total, self.done, self.start, self.next_log = total, 0, time.monotonic(), total / 10
-        self.enabled = enabled
-        self.bar = None
-        if enabled and sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, unit="img", desc="validate")
-
-    def update(self, n: int) -> None:
-        self.done += n
-        if self.bar is not None:
-            self.bar.update(n)
-        elif self.enabled and (self.done >= self.next_log or self.done == self.total):
-            self.next_log += self.total / 10
-            elapsed = time.monotonic() - self.start
-            rate = self.done / elapsed if elapsed > 0 else float("inf")
-            eta = (self.total - self.done) / rate if rate > 0 else 0.0
-            print(
-                f"validate: {self.done}/{self.total} images, {rate:.1f} img/s, ETA {eta:.0f} s",
-                file=sys.stderr,
-                flush=True,
-            )
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def eval_data_config(model: torch.nn.Module) -> dict[str, Any]:
     """timm's data config to score ``model``: its test size and crop, as timm's validate.py uses."""
     import timm.data
@@ -207,9 +175,8 @@ def evaluate(
     model = model.to(device).eval()
     k = min(5, num_classes)
     correct1 = correct5 = seen = 0
-    bar = _Progress(len(dataset), enabled=progress)
     start = time.monotonic()
-    with torch.inference_mode():
+    with torch.inference_mode(), Progress(len(dataset), "validate", "images", enabled=progress) as bar:
         for images, target in loader:
             logits = model(images.to(device))
             if logits.ndim != 2 or logits.shape[1] != num_classes:
@@ -222,7 +189,6 @@ def evaluate(
             correct5 += int(hits.any(dim=1).sum())
             seen += len(target)
             bar.update(len(target))
-    bar.close()
     return {
         "n_images": seen,
         "num_classes": num_classes,
