@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import json
 import os
 import shutil
 import tempfile
@@ -145,3 +146,8 @@ def atomic_output_dir(path: str | os.PathLike, overwrite: bool = False) -> Itera
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def atomic_write_json(path: str | os.PathLike, obj: object, indent: int = 2, sort_keys: bool = False) -> Path:
+    """Write ``obj`` as JSON (with a final newline) to ``path`` atomically: the one JSON writer."""
+    return atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=sort_keys) + "\n")

@@ -36,3 +36,18 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 def one_line(error: BaseException) -> str:
     """The error's message on one line (some of ours wrap a suggested command onto a second line)."""
     return " ".join(str(error).split()) or type(error).__name__
+
+
+def close_matches(word: str, choices, n: int = 3, cutoff: float = 0.6) -> list[str]:
+    """The entries of ``choices`` nearest to ``word`` (difflib's ratio), best first: the one source of
+    every "did you mean" suggestion in this package."""
+    import difflib  # only on the error path
+
+    return difflib.get_close_matches(word, list(choices), n=n, cutoff=cutoff)
+
+
+def did_you_mean(word: str, choices, n: int = 3, cutoff: float = 0.6, otherwise: str = "") -> str:
+    """``"did you mean 'a', 'b'?"`` for the entries of ``choices`` close to ``word``, or ``otherwise``
+    (e.g. where to look up the valid names) when none is close."""
+    close = close_matches(word, choices, n=n, cutoff=cutoff)
+    return f"did you mean {', '.join(map(repr, close))}?" if close else otherwise
