@@ -1,0 +1,50 @@
+"""The configs shipped with the package, by their OpenMMLab ``nf_plugins::`` names.
+
+As in the OpenMMLab packages, the configs travel inside the package as ``nf_plugins/.mim/configs`` (in a
+source checkout that folder is a link to ``configs/``; a wheel holds a copy), so mmengine resolves
+``nf_plugins::segmentation/...`` and ``nf_plugins::depth/...`` from an installed package, once
+:func:`register_scope` has told it the scope (``import nf_plugins.downstream`` does). This module imports
+no mmengine: :func:`config_path` works in an environment without the ``[mm]`` extra.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import did_you_mean
+
+SCOPE = "nf_plugins"
+CONFIGS = (Path(__file__).parent / ".mim" / "configs").resolve()  # in a checkout: configs/ itself
+
+
+def shipped_configs() -> list[str]:
+    """Every shipped config, as the relative name ``config_path`` takes (``segmentation/fcn_...py``)."""
+    files = [p for p in CONFIGS.rglob("*") if p.is_file() and p.suffix in (".py", ".yaml")]
+    return sorted(p.relative_to(CONFIGS).as_posix() for p in files)
+
+
+def config_path(name: str) -> Path:
+    """The file of a shipped config, named ``nf_plugins::segmentation/fcn_...py`` or without the scope.
+
+    Raises ``FileNotFoundError`` naming the closest shipped configs when there is no such config.
+    """
+    scope, sep, rel = name.rpartition("::")
+    if sep and scope != SCOPE:
+        raise ValueError(f"{name!r}: not an {SCOPE}:: config; give 'nf_plugins::segmentation/...' or a path")
+    path = (CONFIGS / rel).resolve()
+    if not path.is_file() or not path.is_relative_to(CONFIGS):
+        hint = did_you_mean(rel, shipped_configs(), otherwise=f"the shipped configs are under {CONFIGS}")
+        raise FileNotFoundError(f"no shipped config {SCOPE}::{rel}; {hint}")
+    return path
+
+
+def register_scope() -> None:
+    """Let mmengine resolve ``nf_plugins::`` names (``_base_``, ``mmengine.hub.get_config``).
+
+    mmengine accepts only the scopes in its ``MODULE2PACKAGE`` table (its own packages) and offers no hook
+    for others, so the scope is added to that table; mmengine then finds the configs through the installed
+    distribution's ``.mim/configs``, as it does for mmseg's.
+    """
+    from mmengine.config.utils import MODULE2PACKAGE
+
+    MODULE2PACKAGE.setdefault(SCOPE, "nf-plugins")
