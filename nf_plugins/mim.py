@@ -47,4 +47,4 @@ def register_scope() -> None:
     """
     from mmengine.config.utils import MODULE2PACKAGE
 
-    MODULE2PACKAGE.setdefault(SCOPE, "nf-plugins")
+    MODULE2PACKAGE.setdefault(SCOPE, "nf_plugins.mim")
