@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import time
 
 import timm
@@ -26,3 +27,16 @@ def run_demo(models: tuple[str, ...] = PAPER_MODELS, batch_size: int = 2, px: in
         print(
             f"{name:14s} logits {tuple(logits.shape)} finite, {1e3 * (time.perf_counter() - start):7.1f} ms"
         )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``nf-plugins demo`` options."""
+    parser.add_argument("--models", nargs="*", default=None, help="subset of the paper models")
+
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """``nf-plugins demo``: the model table against the paper and a forward pass of each model."""
+    unknown = sorted(set(args.models or ()) - set(PAPER_MODELS))
+    if unknown:
+        parser.error(f"unknown models {unknown}; choose from {list(PAPER_MODELS)}")
+    run_demo(tuple(args.models) if args.models else PAPER_MODELS)

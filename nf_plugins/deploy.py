@@ -8,6 +8,7 @@ which is what ONNX exporters and runtimes need.
 
 from __future__ import annotations
 
+import argparse
 import copy
 import os
 import warnings
@@ -109,3 +110,43 @@ def _add_input_contract(path: Path) -> None:
         entry = graph.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.save(graph, str(path))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``nf-plugins export-onnx`` options."""
+    parser.add_argument("model", help="registered model name, e.g. nf_regnet_b0")
+    parser.add_argument("--out", required=True, help="output .onnx path")
+    parser.add_argument(
+        "--checkpoint",
+        default=None,
+        help="weights: a training checkpoint of train_imagenet.py (model and classes from it) or a "
+        "safetensors/.pth state dict",
+    )
+    parser.add_argument(
+        "--weights",
+        choices=("ema", "model"),
+        default="ema",
+        help="from a training checkpoint: EMA (default, as export_hub.py and the paper) or the raw weights",
+    )
+    parser.add_argument("--num-classes", type=int, default=1000)
+    parser.add_argument("--img-size", type=int, default=None, help="default: the model's test resolution")
+
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Path:
+    """``nf-plugins export-onnx``: build (or load) the model, fold Scaled WS, write the ONNX file."""
+    from .hub.checkpoint import is_training_checkpoint, model_from_training_checkpoint
+    from .models import create_model
+
+    check_onnx_output(args.out)  # before building the model and reading weights
+    if args.checkpoint and is_training_checkpoint(args.checkpoint):
+        model, state = model_from_training_checkpoint(args.checkpoint, weights=args.weights)
+        if state["model_name"] != args.model:
+            parser.error(f"--checkpoint holds {state['model_name']}, not {args.model}")
+    else:
+        kwargs = {"checkpoint_path": args.checkpoint} if args.checkpoint else {}
+        model = create_model(args.model, num_classes=args.num_classes, **kwargs)
+    cfg = model.pretrained_cfg
+    size = args.img_size or (cfg.get("test_input_size") or cfg["input_size"])[-1]
+    out = export_onnx(model, args.out, input_size=(3, size, size))
+    print(f"wrote {out}")
+    return out

@@ -311,7 +311,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", type=Path, help="write the JSON record here")
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> dict[str, Any]:
     """Check the arguments, score the model, print the result line and write the record."""
     from .atomic import atomic_write_text
     from .outputs import check_output_file

@@ -244,7 +244,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", type=Path, help="write the markdown here (default: print it)")
 
 
-def run(args: argparse.Namespace) -> str:
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> str:
     """Read every work dir and validate JSON (all checked before anything is written), then the tables."""
     from .atomic import atomic_write_text
     from .evaluate import read_validation_record

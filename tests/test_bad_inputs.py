@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 import safetensors.torch
 import torch
-from tool_modules import load_tool
 
 from nf_plugins.cli import main as cli_main
 from nf_plugins.deploy import export_onnx
@@ -367,7 +366,7 @@ def test_malicious_pickle_is_refused_by_every_loader(tmp_path):
                 ["export-onnx", "nf_regnet_b0", "--out", str(tmp_path / "m.onnx"), "--checkpoint", str(path)]
             )
     if importlib.util.find_spec("mmengine") is not None:  # mmengine checkpoints (tools/train.py --resume)
-        from nf_plugins.downstream.checkpoint_io import load_checkpoint_file
+        from nf_plugins.downstream.engine.checkpoint_io import load_checkpoint_file
 
         for path in (evil, tmp_path / "evil_zip.pth"):
             with pytest.raises(ValueError, match=r"cannot be read with torch.load\(weights_only=True\)"):
@@ -377,7 +376,7 @@ def test_malicious_pickle_is_refused_by_every_loader(tmp_path):
 
 
 # torch.load calls allowed without weights_only=True, with why: none (mmengine's training state is read
-# with weights_only=True and an allowlist, nf_plugins/downstream/checkpoint_io.py).
+# with weights_only=True and an allowlist, nf_plugins/downstream/engine/checkpoint_io.py).
 _TRUSTED_TORCH_LOADS: dict[str, int] = {}
 
 
@@ -486,7 +485,7 @@ def test_prepare_nyu_zip_members_cannot_escape(tmp_path, monkeypatch):
     import tempfile
     import zipfile
 
-    prepare_nyu = load_tool("prepare_nyu")
+    from nf_plugins.data import nyu as prepare_nyu
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # extraction goes to scratch/tmpXXXX

@@ -8,7 +8,7 @@ import torch
 
 pytest.importorskip("mmseg")
 
-from nf_plugins.downstream.depth_loss import BerHuLoss, berhu_loss  # noqa: E402
+from nf_plugins.downstream.models.depth_loss import BerHuLoss, berhu_loss  # noqa: E402
 
 
 def _hand_berhu(residuals: list[float], ratio: float) -> float:

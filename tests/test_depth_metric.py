@@ -9,7 +9,7 @@ import torch
 pytest.importorskip("mmseg")
 from mmseg.evaluation.metrics import DepthMetric  # noqa: E402
 
-from nf_plugins.downstream.depth_metric import NYUDepthMetric  # noqa: E402
+from nf_plugins.downstream.evaluation.depth_metric import NYUDepthMetric  # noqa: E402
 
 NAMES = ("d1", "d2", "d3", "abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "silog")
 

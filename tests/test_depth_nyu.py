@@ -15,7 +15,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from tool_modules import load_tool
 
 h5py = pytest.importorskip("h5py")
 scipy_io = pytest.importorskip("scipy.io")
@@ -26,7 +25,7 @@ CONFIG = ROOT / "configs/depth/uproj_nf-resnet50_8xb32-7.5k_nyu-304x228.py"
 H, W = 480, 640  # the labeled set's resolution
 
 
-prepare_nyu = load_tool("prepare_nyu")
+from nf_plugins.data import nyu as prepare_nyu  # noqa: E402
 
 
 def make_scene(i: int, h: int = H, w: int = W) -> tuple[np.ndarray, np.ndarray]:
@@ -216,7 +215,7 @@ def _build_train_set(data_root, **overrides):
 
 def test_dense_training_set_from_mmseg_zip(tmp_path, monkeypatch):
     """mmseg's nyu.zip (BTS-style lists of raw-sequence frames) -> prepare_nyu -> the default train set."""
-    from nf_plugins.downstream import seg_datasets
+    from nf_plugins.downstream.datasets import seg_datasets
 
     _mmseg_zip(tmp_path / "nyu.zip")
     assert prepare_nyu.main([str(tmp_path / "nyu.zip"), "-o", str(tmp_path / "nyu")]) == 0
@@ -244,7 +243,7 @@ def test_dense_training_set_from_mmseg_zip(tmp_path, monkeypatch):
 
 def test_labeled_795_switch(nyu_sources, tmp_path, monkeypatch):
     """train_dataloader.dataset.train_set=labeled795 (+ its data_root): the 795 labeled images."""
-    from nf_plugins.downstream import seg_datasets
+    from nf_plugins.downstream.datasets import seg_datasets
 
     raw, _ = nyu_sources
     data = tmp_path / "nyu_labeled"

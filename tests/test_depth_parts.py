@@ -14,9 +14,9 @@ from mmseg.datasets.transforms import LoadDepthAnnotation  # noqa: E402
 from mmseg.registry import MODELS, TRANSFORMS  # noqa: E402
 from mmseg.utils import register_all_modules  # noqa: E402
 
-from nf_plugins.downstream.depth_head import UpProjection, UpProjectionHead, unpool2x  # noqa: E402
-from nf_plugins.downstream.depth_loss import BerHuLoss, berhu_loss  # noqa: E402
-from nf_plugins.downstream.depth_transforms import DepthCenterCrop, LoadCheckedDepthAnnotation  # noqa: E402
+from nf_plugins.downstream.datasets.depth_transforms import DepthCenterCrop, LoadCheckedDepthAnnotation  # noqa: E402
+from nf_plugins.downstream.models.depth_head import UpProjection, UpProjectionHead, unpool2x  # noqa: E402
+from nf_plugins.downstream.models.depth_loss import BerHuLoss, berhu_loss  # noqa: E402
 from nf_plugins.layers import ScaledStdConv2d  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,7 +17,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from tool_modules import load_tool
 
 pytest.importorskip("mmseg")
 from mmengine.config import Config  # noqa: E402
@@ -26,13 +25,13 @@ from mmengine.registry import HOOKS, init_default_scope  # noqa: E402
 from mmseg.registry import DATASETS, MODELS  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from nf_plugins.downstream.checkpoint_io import (  # noqa: E402
+from nf_plugins.data.synthetic_voc import make_synthetic_voc, small_run_config  # noqa: E402
+from nf_plugins.data.voc import prepare_vocaug  # noqa: E402
+from nf_plugins.downstream.engine.checkpoint_io import (  # noqa: E402
     AtomicLocalBackend,
     load_checkpoint_file,
 )
-from nf_plugins.downstream.runner_utils import load_config  # noqa: E402
-from nf_plugins.downstream.synthetic_voc import make_synthetic_voc, small_run_config  # noqa: E402
-from nf_plugins.downstream.voc import prepare_vocaug  # noqa: E402
+from nf_plugins.downstream.engine.runner_utils import load_config  # noqa: E402
 from nf_plugins.models import create_model as nf_plugins_create_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,7 +108,7 @@ def _nyu_layout(root: Path, n: int = 2) -> Path:
     ],
 )
 def test_prepare_nyu_check_names_truncated_files(tmp_path, victim, message):
-    prepare_nyu = load_tool("prepare_nyu")
+    from nf_plugins.data import nyu as prepare_nyu
     root = _nyu_layout(tmp_path / "nyu")
     assert prepare_nyu.check_layout(root) == {"train": 2, "test": 2}
     _truncate(root / victim, 0.6)
@@ -324,7 +323,7 @@ def test_every_shipped_config_has_the_safety_nets(cfg_path):
 
 def test_tools_add_the_safety_nets_to_any_config():
     """tools/train.py runs mmseg's own configs too: they get atomic checkpoints and the NaN stop."""
-    from nf_plugins.downstream.runner_utils import add_safety_defaults
+    from nf_plugins.downstream.engine.runner_utils import add_safety_defaults
 
     cfg = Config(dict(default_hooks=dict(checkpoint=dict(type="CheckpointHook", interval=10))))
     add_safety_defaults(cfg)
@@ -342,7 +341,7 @@ def test_misspelt_registry_type_names_the_closest_registered_types(tmp_path, mon
     """mmengine says only "NFBackbon is not in the mmseg::model registry"; the tools add the right name."""
     from mmseg.registry import TRANSFORMS
 
-    from nf_plugins.downstream.runner_utils import registry_hints
+    from nf_plugins.downstream.engine.runner_utils import registry_hints
 
     cfg = small_run_config(SEG_CONFIG, str(tmp_path / "no_data_needed"), str(tmp_path / "work"))
     cfg.model.backbone.type = "NFBackbon"
@@ -440,7 +439,7 @@ def test_test_split_without_valid_depth_writes_null_and_exits_non_zero(tmp_path,
 
 
 def test_strict_load_names_every_missing_unexpected_and_misshaped_key():
-    from nf_plugins.downstream.runner_utils import check_checkpoint_fits
+    from nf_plugins.downstream.engine.runner_utils import check_checkpoint_fits
 
     model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.BatchNorm1d(3))
     state = {
@@ -476,7 +475,7 @@ def test_strict_load_names_every_missing_unexpected_and_misshaped_key():
 )  # fmt: skip
 def test_cfg_options_of_the_wrong_type_fail_before_any_work(tmp_path, monkeypatch, tool, option, message):
     """Refused when the config loads: the runner (model, data) is never built, nothing is written."""
-    from nf_plugins.downstream.runner_utils import NFRunner
+    from nf_plugins.downstream.engine.runner_utils import NFRunner
 
     def never(*args, **kwargs):
         raise AssertionError("the runner was built")

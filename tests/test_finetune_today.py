@@ -38,9 +38,11 @@ from mmseg.registry import MODELS  # noqa: E402
 from timm.models import save_for_hf  # noqa: E402
 from torch import nn  # noqa: E402
 
-from nf_plugins.downstream.checkpoint_io import load_checkpoint_file  # noqa: E402
-from nf_plugins.downstream.synthetic_voc import make_synthetic_voc, small_run_config  # noqa: E402
-from nf_plugins.downstream.voc import prepare_vocaug  # noqa: E402
+from nf_plugins.data import nyu  # noqa: E402
+from nf_plugins.data.synthetic_voc import make_synthetic_voc, small_run_config  # noqa: E402
+from nf_plugins.data.voc import prepare_vocaug  # noqa: E402
+from nf_plugins.downstream.engine.checkpoint_io import load_checkpoint_file  # noqa: E402
+from nf_plugins.train import imagenet as train_imagenet  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SEG, DEPTH = ROOT / "configs/segmentation", ROOT / "configs/depth"
@@ -209,7 +211,7 @@ def nyu_root(tmp_path_factory) -> Path:
     """4 + 2 ray-cast rooms (96x64) in the NYU layout tools/prepare_nyu.py writes (the depth demo's)."""
     root = tmp_path_factory.mktemp("nyu")
     load_tool("demo_depth").write_dataset(root, num_train=4, num_test=2)
-    load_tool("prepare_nyu").check_layout(root)
+    nyu.check_layout(root)
     return root
 
 
@@ -320,7 +322,7 @@ def test_own_paper_exact_weights_land_bit_for_bit(voc_root, tmp_path, monkeypatc
         "--device",
         "cpu",
     ]
-    load_tool("train_imagenet").main([*map(str, args), "--set", *tiny])
+    train_imagenet.main([*map(str, args), "--set", *tiny])
     load_tool("export_hub").main([str(run / "last.pth"), "--out", str(hub), "--tag", "my_in1k", "--no-macs"])
     weights = safetensors.torch.load_file(hub / "model.safetensors")
     # Not one tensor is at its initial value (zero-initialised biases, SkipInit gains and classifier

@@ -17,9 +17,9 @@ from mmcv.cnn import ConvModule  # noqa: E402
 from mmengine.structures import PixelData  # noqa: E402
 from mmseg.structures import SegDataSample  # noqa: E402
 
-from nf_plugins.downstream.depth_head import UpProjection, UpProjectionHead, unpool2x  # noqa: E402
-from nf_plugins.downstream.depth_loss import BerHuLoss, berhu_loss  # noqa: E402
-from nf_plugins.downstream.seg_head import GammaReLU, NFFCNHead  # noqa: E402
+from nf_plugins.downstream.models.depth_head import UpProjection, UpProjectionHead, unpool2x  # noqa: E402
+from nf_plugins.downstream.models.depth_loss import BerHuLoss, berhu_loss  # noqa: E402
+from nf_plugins.downstream.models.seg_head import GammaReLU, NFFCNHead  # noqa: E402
 from nf_plugins.layers import GAMMA_TABLE, ScaledStdConv2d  # noqa: E402
 
 G = GAMMA_TABLE["relu"]

@@ -51,7 +51,7 @@ def test_dilated_features_sample_to_the_undilated_ones(name, output_stride):
 def test_nf_backbone_at_output_stride_8():
     """The mmseg backbone at output stride 8: features at strides 2, 4, 8, 8, 8, equal to the undilated."""
     pytest.importorskip("mmseg")
-    from nf_plugins.downstream.backbone import NFBackbone
+    from nf_plugins.downstream.models.backbone import NFBackbone
 
     ref = NFBackbone("nf_resnet26", out_indices=(0, 1, 2, 3, 4), output_stride=32)
     make_live(ref.model)

@@ -28,13 +28,13 @@ from tool_modules import load_tool
 h5py = pytest.importorskip("h5py")
 scipy_io = pytest.importorskip("scipy.io")
 
-from nf_plugins.downstream.synthetic_voc import make_synthetic_voc  # noqa: E402
+from nf_plugins.data.synthetic_voc import make_synthetic_voc  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 prepare_voc = load_tool("prepare_voc")
-prepare_nyu = load_tool("prepare_nyu")
+from nf_plugins.data import nyu as prepare_nyu  # noqa: E402
 
 
 def snapshot(root: Path, skip: tuple[Path, ...] = ()) -> dict[str, tuple]:

@@ -57,8 +57,8 @@ def test_known_third_party_notices_are_hidden_at_the_entry_points(message, categ
 @pytest.mark.parametrize(
     ("message", "category", "module"),
     [
-        (PKG_RESOURCES, UserWarning, "nf_plugins.downstream.voc"),  # ours: never hidden
-        (BUILD_LOSS, UserWarning, "nf_plugins.downstream.seg_head"),
+        (PKG_RESOURCES, UserWarning, "nf_plugins.data.voc"),  # ours: never hidden
+        (BUILD_LOSS, UserWarning, "nf_plugins.downstream.models.seg_head"),
         (BUILD_LOSS, DeprecationWarning, "mmseg.models.builder"),  # another category
         ("a new notice nobody has read yet", UserWarning, "mmseg.models.builder"),  # another message
         (JIT, DeprecationWarning, "torchvision.models"),  # another module

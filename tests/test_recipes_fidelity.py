@@ -5,7 +5,6 @@ rates, classifier init, the per-process berHu threshold (README "Fidelity" table
 import copy
 import functools
 import glob
-import importlib.util
 import math
 import os.path as osp
 from pathlib import Path
@@ -24,8 +23,9 @@ from mmseg.registry import MODELS  # noqa: E402
 from torch.nn.modules.batchnorm import _BatchNorm  # noqa: E402
 
 import nf_plugins.downstream  # noqa: E402,F401
-from nf_plugins.downstream.depth_loss import berhu_loss  # noqa: E402
-from nf_plugins.downstream.runner_utils import NFRunner, convert_sync_bn  # noqa: E402
+from nf_plugins.downstream.engine.runner_utils import NFRunner, convert_sync_bn  # noqa: E402
+from nf_plugins.downstream.models.depth_loss import berhu_loss  # noqa: E402
+from nf_plugins.train import imagenet as train_imagenet  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SEG_DEPTH = sorted(glob.glob(str(ROOT / "configs/segmentation/fcn_*.py"))) + sorted(
@@ -38,9 +38,6 @@ IMAGENET = sorted(glob.glob(str(ROOT / "configs/imagenet/*.yaml")))
 BN_BASELINES = [p for p in SEG_DEPTH if "resnetv2" in osp.basename(p)]
 BN_FAST = [p for p in BN_BASELINES if "fcn_resnetv2-50" in p]  # NYU's BN baselines have no SyncBN
 
-_spec = importlib.util.spec_from_file_location("train_imagenet", ROOT / "tools" / "train_imagenet.py")
-train_imagenet = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(train_imagenet)
 
 
 def _id(path: str) -> str:
@@ -395,8 +392,8 @@ def test_torchrun_cpu_trains_the_bn_baseline(tmp_path):
     import subprocess
     import sys
 
-    from nf_plugins.downstream.synthetic_voc import make_synthetic_voc, small_run_config
-    from nf_plugins.downstream.voc import prepare_vocaug
+    from nf_plugins.data.synthetic_voc import make_synthetic_voc, small_run_config
+    from nf_plugins.data.voc import prepare_vocaug
 
     make_synthetic_voc(str(tmp_path), n_train=4, n_val=2, n_sbd_extra=4, size=(64, 56))
     voc = str(tmp_path / "VOCdevkit/VOC2012")
@@ -424,7 +421,7 @@ from types import SimpleNamespace
 import torch
 import torch.distributed as dist
 
-from nf_plugins.downstream.hooks import NonFiniteLossHook
+from nf_plugins.downstream.engine.hooks import NonFiniteLossHook
 
 rank = int(sys.argv[1])
 dist.init_process_group("gloo", init_method="file://" + sys.argv[2], rank=rank, world_size=2)

@@ -20,7 +20,7 @@ from mmengine.registry import init_default_scope  # noqa: E402
 from mmseg.registry import DATASETS, MODELS  # noqa: E402
 from scipy.io import loadmat, savemat  # noqa: E402
 
-from nf_plugins.downstream.synthetic_voc import make_synthetic_voc, small_run_config  # noqa: E402
+from nf_plugins.data.synthetic_voc import make_synthetic_voc, small_run_config  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = osp.join(ROOT, "configs/segmentation/fcn_nf-regnet-b0-d16_4xb4-30k_voc12aug-513x513.py")
@@ -136,7 +136,7 @@ def test_prepare_voc_count_check_and_bad_mat(voc_release, tmp_path, capsys):
     assert "= 20 images, expected 10582: is the SBD release (benchmark.tgz) complete?" in err
     assert re.search(r"extract benchmark.tgz: \d+/\d+ file \(100%\)", err)  # progress (a line off a terminal)
     # a class file with label 40: the error names the .mat file
-    from nf_plugins.downstream.voc import prepare_vocaug
+    from nf_plugins.data.voc import prepare_vocaug
 
     out = tmp_path / "b"
     for tar in (voc_tar, sbd_tar):
@@ -154,7 +154,7 @@ def test_prepare_voc_count_check_and_bad_mat(voc_release, tmp_path, capsys):
 
 
 def test_safe_extract_refuses_path_traversal(tmp_path):
-    from nf_plugins.downstream.voc import safe_extract
+    from nf_plugins.data.voc import safe_extract
 
     evil = tmp_path / "evil.tar"
     payload = tmp_path / "x.txt"

@@ -23,13 +23,11 @@ from PIL import Image
 
 import nf_plugins
 from nf_plugins.hub import load_training_checkpoint, model_from_training_checkpoint
+from nf_plugins.train import imagenet as train_imagenet
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOL = ROOT / "tools" / "train_imagenet.py"
 
-_spec = importlib.util.spec_from_file_location("train_imagenet", TOOL)
-train_imagenet = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(train_imagenet)
 _spec = importlib.util.spec_from_file_location("export_hub", ROOT / "tools" / "export_hub.py")
 export_hub = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(export_hub)

@@ -8,7 +8,6 @@ Exact resume after a stop is proved in tests/test_train_imagenet.py
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import logging
 import os
@@ -26,11 +25,9 @@ import yaml
 from PIL import Image
 
 from nf_plugins.hub import load_training_checkpoint
+from nf_plugins.train import imagenet as train_imagenet
 
 ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("train_imagenet_faults", ROOT / "tools" / "train_imagenet.py")
-train_imagenet = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(train_imagenet)
 
 # A 4-block NF-ResNet whose logits turn NaN while NF_TEST_NAN=1 (a diverging run, on demand).
 NAN_MODULE = """

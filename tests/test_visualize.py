@@ -9,7 +9,7 @@ pytest.importorskip("mmseg")
 from matplotlib import colormaps  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from nf_plugins.downstream import visualize as vis  # noqa: E402
+from nf_plugins.downstream.visualization import visualize as vis  # noqa: E402
 
 IMAGE_RGB = (100, 150, 200)
 VOC = {

@@ -179,7 +179,7 @@ def test_overlay_file_that_is_not_weights_is_named(exported, name):
 @pytest.mark.parametrize("change", ["float16", "nan"])
 def test_segmentation_backbone_checkpoint_is_checked_too(exported, tmp_path, change):
     """``model.backbone.checkpoint_path`` (ImageNet weights into the mmseg backbone) used a casting load."""
-    from nf_plugins.downstream.backbone import NFBackbone
+    from nf_plugins.downstream.models.backbone import NFBackbone
 
     sd = safetensors.torch.load_file(exported / "model.safetensors")
     path = tmp_path / "in1k.safetensors"

@@ -16,7 +16,6 @@ depth_demo.png in the work dir, which is kept.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import sys
 import tempfile
@@ -179,14 +178,12 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     import nf_plugins.downstream  # noqa: F401  (registers the depth head, loss and transforms)
-    from nf_plugins.downstream.visualize import save_depth_examples
+    from nf_plugins.downstream.visualization.visualize import save_depth_examples
 
     torch.set_num_threads(max(torch.get_num_threads(), 1))
     from mmengine.runner import Runner
 
-    spec = importlib.util.spec_from_file_location("prepare_nyu", ROOT / "tools/prepare_nyu.py")
-    prepare_nyu = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(prepare_nyu)
+    from nf_plugins.data import nyu as prepare_nyu
 
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="nf_depth_demo_"))  # kept: it holds the picture
     data = work / "nyu_synthetic"

@@ -53,9 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     from mmengine.logging import MMLogger
     from mmengine.runner import Runner
 
-    from nf_plugins.downstream.synthetic_voc import make_synthetic_voc, small_run_config
-    from nf_plugins.downstream.visualize import save_segmentation_examples
-    from nf_plugins.downstream.voc import prepare_vocaug
+    from nf_plugins.data.synthetic_voc import make_synthetic_voc, small_run_config
+    from nf_plugins.data.voc import prepare_vocaug
+    from nf_plugins.downstream.visualization.visualize import save_segmentation_examples
 
     work = args.work_dir or tempfile.mkdtemp(prefix="nf_seg_demo_")
     data = osp.join(work, "data")

@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         from nf_plugins._quiet import filter_third_party_warnings
 
         filter_third_party_warnings()  # before mmengine/mmseg are imported (their deprecation notices)
-        from nf_plugins.downstream.voc import TRAINAUG_LEN, VAL_LEN, prepare_vocaug, safe_extract
+        from nf_plugins.data.voc import TRAINAUG_LEN, VAL_LEN, prepare_vocaug, safe_extract
 
         for tar in (args.voc_tar, args.sbd_tar):
             skipped = safe_extract(tar, args.out) if tar else []

@@ -19,7 +19,7 @@ filter_third_party_warnings()  # before mmengine/mmseg are imported (their depre
 from mmengine.dist import get_rank  # noqa: E402
 
 from nf_plugins.distributed import exit_if_distributed  # noqa: E402
-from nf_plugins.downstream.runner_utils import (  # noqa: E402
+from nf_plugins.downstream.engine.runner_utils import (  # noqa: E402
     add_runner_args,
     build_runner,
     load_config,

@@ -11,7 +11,7 @@ from nf_plugins._quiet import filter_third_party_warnings
 filter_third_party_warnings()  # before mmengine/mmseg are imported (their deprecation notices)
 
 from nf_plugins.distributed import exit_if_distributed  # noqa: E402
-from nf_plugins.downstream.runner_utils import (  # noqa: E402
+from nf_plugins.downstream.engine.runner_utils import (  # noqa: E402
     add_runner_args,
     build_runner,
     enable_amp,

@@ -19,11 +19,11 @@ import numpy as np
 from PIL import Image
 from scipy.io import loadmat
 
-from ..atomic import atomic_output, atomic_write_text
-from ..outputs import check_output_dir
-from ..progress import progress
-from .image_files import decoded_array, decoded_size, require_file
-from .safe_paths import check_inside, check_relative_name
+from nf_plugins.atomic import atomic_output, atomic_write_text
+from nf_plugins.data.image_files import decoded_array, decoded_size, require_file
+from nf_plugins.data.safe_paths import check_inside, check_relative_name
+from nf_plugins.outputs import check_output_dir
+from nf_plugins.progress import progress
 
 VOC_NUM_CLASSES = 21
 IGNORE_INDEX = 255

@@ -10,7 +10,7 @@ import torch.distributed as dist
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-from ..atomic import atomic_write_text
+from nf_plugins.atomic import atomic_write_text
 
 
 @HOOKS.register_module()

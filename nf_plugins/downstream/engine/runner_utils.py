@@ -27,8 +27,8 @@ from timm.layers import convert_sync_batchnorm as timm_convert_sync_batchnorm
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..atomic import atomic_write_text
-from .hooks import NonFiniteLossHook
+from nf_plugins.atomic import atomic_write_text
+from nf_plugins.downstream.engine.hooks import NonFiniteLossHook
 
 
 def load_config(path: str, work_dir: str | None, cfg_options: dict | None, launcher: str) -> Config:
@@ -377,7 +377,7 @@ def parse_runner_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
 def add_safety_defaults(cfg: Config) -> None:
     """For any config (ours set both already): checkpoints through the atomic local backend unless a
     storage backend is named, and a ``NonFiniteLossHook`` unless one is there."""
-    from .checkpoint_io import ATOMIC_BACKEND
+    from nf_plugins.downstream.engine.checkpoint_io import ATOMIC_BACKEND
 
     hook = (cfg.get("default_hooks") or {}).get("checkpoint")
     if hook and hook.get("backend_args") is None and hook.get("file_client_args") is None:
@@ -459,7 +459,7 @@ def build_runner(cfg: Config, strict_load: bool = False):
     """mmengine's Runner for ``cfg`` (:class:`NFRunner`: SyncBN that keeps timm's norm-act layers): CPU
     distributed set-up, atomic checkpoint writes, a stop on NaN/inf loss, and checkpoint reads with
     ``torch.load(weights_only=True)``."""
-    from .checkpoint_io import use_safe_checkpoint_loader
+    from nf_plugins.downstream.engine.checkpoint_io import use_safe_checkpoint_loader
 
     if cfg.get("sync_bn", None) is not None:
         check_sync_bn(cfg.sync_bn)  # before set-up: a typo fails at once, not after the runner is built

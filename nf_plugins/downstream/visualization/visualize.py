@@ -27,8 +27,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from mmseg.evaluation.metrics import IoUMetric
 
-from ..atomic import atomic_output
-from .depth_metric import pooled_metrics, pooled_sums
+from nf_plugins.atomic import atomic_output
+from nf_plugins.downstream.evaluation.depth_metric import pooled_metrics, pooled_sums
 
 IGNORE_INDEX = 255
 VOID_COLOUR = (224, 224, 192)  # the colour VOC's own palette PNGs give label 255 (void / object outline)

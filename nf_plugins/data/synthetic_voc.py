@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from scipy.io import savemat
 
-from .voc import save_palette_png
+from nf_plugins.data.voc import save_palette_png
 
 # class index -> base RGB colour (VOC labels: 1 aeroplane, 7 car, 8 cat, 12 dog, 15 person)
 CLASS_COLOURS: dict[int, tuple[int, int, int]] = {
@@ -128,7 +128,7 @@ def small_run_config(
     """
     from mmengine.config import Config
 
-    from .runner_utils import set_data_root
+    from nf_plugins.downstream.engine.runner_utils import set_data_root
 
     cfg = Config.fromfile(config)
     set_data_root(cfg, data_root)

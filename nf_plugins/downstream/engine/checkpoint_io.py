@@ -20,7 +20,7 @@ from mmengine.fileio import LocalBackend, register_backend
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from ..atomic import atomic_write_bytes, atomic_write_text
+from nf_plugins.atomic import atomic_write_bytes, atomic_write_text
 
 ATOMIC_BACKEND = "atomic_local"
 

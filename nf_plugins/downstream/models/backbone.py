@@ -21,9 +21,8 @@ from mmseg.registry import MODELS
 from torch import nn
 
 import nf_plugins  # noqa: F401  (registers the paper's models into timm)
+from nf_plugins.downstream.models import timm_extra  # noqa: F401  (resnetv2_200, the BN baseline timm lacks)
 from nf_plugins.models._weights import load_checkpoint_checked
-
-from . import timm_extra  # noqa: F401  (resnetv2_200, the BN baseline timm lacks)
 
 
 def _unknown_model_error(model_name: str) -> KeyError:

@@ -1,0 +1,1 @@
+"""mmseg datasets and transforms with the input checks of our recipes."""

@@ -1,0 +1,1 @@
+"""mmengine runner pieces: hooks, safe checkpoint I/O, runner set-up."""

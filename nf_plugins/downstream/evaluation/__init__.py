@@ -1,0 +1,1 @@
+"""mmseg metrics: the depth metrics of the paper's Table 7."""

@@ -1,0 +1,1 @@
+"""mmseg models: the NF backbone, the FCN and up-projection heads, the reverse Huber loss."""
