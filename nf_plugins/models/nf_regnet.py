@@ -29,16 +29,15 @@ class RegNetVariant:
     train_px: int
     test_px: int
     drop_rate: float
-    weight_decay: float
 
 
 VARIANTS: dict[str, RegNetVariant] = {
-    "nf_regnet_b0": RegNetVariant((48, 104, 208, 440), (1, 3, 6, 6), 192, 224, 0.2, 2e-5),
-    "nf_regnet_b1": RegNetVariant((48, 104, 208, 440), (2, 4, 7, 7), 240, 256, 0.2, 2e-5),
-    "nf_regnet_b2": RegNetVariant((56, 112, 232, 488), (2, 4, 8, 8), 240, 272, 0.3, 3e-5),
-    "nf_regnet_b3": RegNetVariant((56, 128, 248, 528), (2, 5, 9, 9), 288, 320, 0.3, 4e-5),
-    "nf_regnet_b4": RegNetVariant((64, 144, 288, 616), (2, 6, 11, 11), 320, 384, 0.4, 4e-5),
-    "nf_regnet_b5": RegNetVariant((80, 168, 336, 704), (3, 7, 14, 14), 384, 456, 0.4, 5e-5),
+    "nf_regnet_b0": RegNetVariant((48, 104, 208, 440), (1, 3, 6, 6), 192, 224, 0.2),
+    "nf_regnet_b1": RegNetVariant((48, 104, 208, 440), (2, 4, 7, 7), 240, 256, 0.2),
+    "nf_regnet_b2": RegNetVariant((56, 112, 232, 488), (2, 4, 8, 8), 240, 272, 0.3),
+    "nf_regnet_b3": RegNetVariant((56, 128, 248, 528), (2, 5, 9, 9), 288, 320, 0.3),
+    "nf_regnet_b4": RegNetVariant((64, 144, 288, 616), (2, 6, 11, 11), 320, 384, 0.4),
+    "nf_regnet_b5": RegNetVariant((80, 168, 336, 704), (3, 7, 14, 14), 384, 456, 0.4),
 }
 
 
