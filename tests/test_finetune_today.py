@@ -38,7 +38,7 @@ from mmseg.registry import MODELS  # noqa: E402
 from timm.models import save_for_hf  # noqa: E402
 from torch import nn  # noqa: E402
 
-from nf_plugins.data import nyu  # noqa: E402
+from nf_plugins.data import nyu, synthetic_nyu  # noqa: E402
 from nf_plugins.data.synthetic_voc import make_synthetic_voc, small_run_config  # noqa: E402
 from nf_plugins.data.voc import prepare_vocaug  # noqa: E402
 from nf_plugins.downstream.engine.checkpoint_io import load_checkpoint_file  # noqa: E402
@@ -210,7 +210,7 @@ def voc_config(path: Path, voc: str, work_dir: Path) -> Config:
 def nyu_root(tmp_path_factory) -> Path:
     """4 + 2 ray-cast rooms (96x64) in the NYU layout tools/prepare_nyu.py writes (the depth demo's)."""
     root = tmp_path_factory.mktemp("nyu")
-    load_tool("demo_depth").write_dataset(root, num_train=4, num_test=2)
+    synthetic_nyu.write_dataset(root, num_train=4, num_test=2)
     nyu.check_layout(root)
     return root
 
