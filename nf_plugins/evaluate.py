@@ -313,7 +313,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> dict[str, Any]:
     """Check the arguments, score the model, print the result line and write the record."""
-    from .atomic import atomic_write_text
+    from .atomic import atomic_write_json
     from .outputs import check_output_file
 
     if args.batch_size < 1 or args.workers < 0:
@@ -348,6 +348,6 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None)
     n = record["n_images"]
     print(f"{args.model}: top-1 {record['top1']:.2f}  top-5 {top5}  on {n} images of {split_dir}")
     if args.output:
-        atomic_write_text(args.output, json.dumps(record, indent=2) + "\n")
+        atomic_write_json(args.output, record)
         print(f"wrote {args.output}")
     return record

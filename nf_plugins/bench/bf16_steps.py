@@ -10,14 +10,13 @@ the init both are 0, so every backbone gradient would be exactly 0 and trivially
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
 
 import torch
 
-from ..atomic import atomic_write_text
+from ..atomic import atomic_write_json
 from ..models import PAPER_MODELS, create_model
 from .runner import check_device, randomize_zero_init
 
@@ -80,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         results.append(r)
     if args.json:
-        atomic_write_text(args.json, json.dumps(results, indent=2) + "\n")
+        atomic_write_json(args.json, results)
     bad = [r["model"] for r in results if not (math.isfinite(r["loss"]) and r["grads_finite"])]
     if bad:
         print(f"FAILED: non-finite loss or gradients under bf16 autocast: {bad}", file=sys.stderr)
