@@ -20,7 +20,8 @@ from mmengine.registry import init_default_scope  # noqa: E402
 from mmseg.registry import DATASETS, MODELS  # noqa: E402
 from scipy.io import loadmat, savemat  # noqa: E402
 
-from nf_plugins.data.synthetic_voc import make_synthetic_voc, small_run_config  # noqa: E402
+from nf_plugins.data.synthetic_voc import make_synthetic_voc  # noqa: E402
+from nf_plugins.downstream.engine.cpu_config import small_run_config  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = osp.join(ROOT, "configs/segmentation/fcn_nf-regnet-b0-d16_4xb4-30k_voc12aug-513x513.py")
@@ -147,7 +148,7 @@ def test_prepare_voc_count_check_and_bad_mat(voc_release, tmp_path, capsys):
     seg = loadmat(str(bad))["GTcls"]["Segmentation"][0, 0].copy()
     seg[0, 0] = 40
     savemat(str(bad), {"GTcls": {"Segmentation": seg}})
-    with pytest.raises(ValueError, match=rf"{aug_id}\.mat: labels \[40\] outside 0\.\.20 and 255"):
+    with pytest.raises(ValueError, match=rf"{aug_id}\.mat has labels \[40\] outside 0\.\.20 and 255"):
         prepare_vocaug(
             str(out / "VOCdevkit/VOC2012"), str(out / "benchmark_RELEASE"), counts["trainaug"], counts["val"]
         )

@@ -1,6 +1,7 @@
-"""The on-disk label rules, one definition each: NYU depth PNGs and their millimetre encoding.
+"""The on-disk label rules, one definition each: VOC masks (labels and size), NYU depth PNGs and their
+millimetre encoding.
 
-Data preparation (``nyu``, ``synthetic_nyu``) writes and checks with these, and the mmseg side
+Data preparation (``voc``, ``nyu``, ``synthetic_nyu``) writes and checks with these, and the mmseg side
 (``downstream.datasets``) loads with them, so a file the converter accepts is one training reads.
 """
 
@@ -8,8 +9,42 @@ from __future__ import annotations
 
 import numpy as np
 
+VOC_NUM_CLASSES = 21  # background + 20 object classes
+IGNORE_INDEX = 255  # VOC's "void": object outlines and difficult regions, ignored by loss and metric
 MM_PER_M = 1000.0  # NYU depth PNGs hold millimetres: LoadDepthAnnotation(depth_rescale_factor=1e-3) -> m
 MAX_DEPTH_M = 10.0  # NYU toolbox camera_params.m maxDepth: depth_rel2depth_abs clips the Kinect here
+
+
+def check_seg_mask(
+    mask: np.ndarray,
+    mask_path: str,
+    image_hw: tuple[int, int] | None = None,
+    image_path: str | None = None,
+    num_classes: int = VOC_NUM_CLASSES,
+    ignore_index: int = IGNORE_INDEX,
+) -> None:
+    """Raise ``ValueError`` naming the files unless ``mask`` is one channel of class indices
+    ``0..num_classes-1`` or ``ignore_index`` (negative labels included) and, given ``image_hw``, has the
+    image's (height, width). Without it a bad label fails deep in the loss or trains on garbage, and a size
+    mismatch is cropped into misaligned pairs."""
+    if mask.ndim != 2:
+        what = f"{mask.shape[2]} channels" if mask.ndim == 3 else f"shape {mask.shape}"
+        raise ValueError(
+            f"mask {mask_path} has {what}; expected a palette or 8-bit gray PNG of class indices "
+            "(as VOC's SegmentationClass), not colours"
+        )
+    if image_hw is not None and tuple(mask.shape) != tuple(image_hw):
+        raise ValueError(
+            f"mask {mask_path} is {mask.shape[1]}x{mask.shape[0]} but image {image_path} is "
+            f"{image_hw[1]}x{image_hw[0]} (WxH); they must match"
+        )
+    labels = np.unique(mask)
+    bad = labels[(labels < 0) | ((labels >= num_classes) & (labels != ignore_index))]
+    if bad.size:
+        raise ValueError(
+            f"mask {mask_path} has labels {bad.tolist()} outside 0..{num_classes - 1} and {ignore_index} "
+            "(ignore); masks must hold class indices (palette PNG or 8-bit gray)"
+        )
 
 
 def depth_png_problem(raw: np.ndarray | None) -> str | None:

@@ -47,6 +47,7 @@ from ..outputs import check_output_dir
 from ..progress import Progress, progress
 from . import safe_paths
 from .image_files import decoded_size
+from .labels import MAX_DEPTH_M, MM_PER_M, depth_png_problem, depth_to_mm
 
 FLOAT_IMAGE_SCALE = {"0-1": 255.0, "0-255": 1.0}  # --float-images: factor to 0-255
 
@@ -83,11 +84,8 @@ def _check_paths(args: argparse.Namespace, root: Path) -> None:
             raise FileNotFoundError(f"{args.source} does not exist")
 
 
-
-
 SPLITS = ("train", "test")
 OFFICIAL_COUNTS = {"train": 795, "test": 654}
-MAX_DEPTH_M = 10.0  # NYU toolbox camera_params.m maxDepth: depth_rel2depth_abs clips the Kinect here
 
 
 class NYUFormatError(ValueError):
@@ -172,19 +170,11 @@ def _image_uint8(rgb: np.ndarray, where: str, float_images: str | None) -> np.nd
 
 
 def _depth_mm(depth_m: np.ndarray, where: str) -> np.ndarray:
-    """Depth in metres -> uint16 millimetres (0 = no depth), refusing values no Kinect frame can hold."""
-    finite = np.isfinite(depth_m)  # NaN/inf: no measurement, written as 0 like the Kinect's holes
-    if not (finite & (depth_m > 0)).any():
-        raise NYUFormatError(f"{where} has no valid depth (0 everywhere); it would train and score nothing")
-    lo, hi = float(depth_m[finite].min()), float(depth_m[finite].max())
-    if lo < 0:
-        raise NYUFormatError(f"{where} has negative depth {lo:g} m; depth is a distance in metres, >= 0")
-    if hi > MAX_DEPTH_M:
-        raise NYUFormatError(
-            f"{where} reaches {hi:.1f} m, beyond the {MAX_DEPTH_M:g} m the NYU toolbox clips Kinect depth "
-            "to: is it in millimetres? divide by 1000 (depths must be in metres)"
-        )
-    return np.where(finite, np.round(depth_m * 1000.0), 0).astype(np.uint16)
+    """:func:`labels.depth_to_mm`, its refusals as :class:`NYUFormatError`."""
+    try:
+        return depth_to_mm(depth_m, where)
+    except ValueError as e:
+        raise NYUFormatError(str(e)) from e
 
 
 def convert_labeled_mat(
@@ -373,7 +363,7 @@ def scan_layout(root: Path) -> tuple[dict[str, int], dict[str, list[Path]]]:
     """Every ``images/<split>/X.jpg`` has ``annotations/<split>/X.png``: 16-bit, one channel, same size,
     depth within the sensor's 10 m. Returns image counts and, per split, the depth maps that are all 0."""
     counts, no_depth = {}, {}
-    max_mm = int(MAX_DEPTH_M * 1000)
+    max_mm = int(MAX_DEPTH_M * MM_PER_M)
     for split in SPLITS:
         img_dir, ann_dir = root / "images" / split, root / "annotations" / split
         if not img_dir.is_dir():
@@ -390,11 +380,9 @@ def scan_layout(root: Path) -> tuple[dict[str, int], dict[str, list[Path]]]:
             depth = cv2.imread(str(png), cv2.IMREAD_UNCHANGED)
             if depth is None:
                 raise NYUFormatError(f"{png}: not a readable PNG")
-            if depth.dtype != np.uint16 or depth.ndim != 2:
-                raise NYUFormatError(
-                    f"{png}: depth PNG is {depth.dtype} with shape {depth.shape}; expected a single-channel "
-                    "16-bit PNG of depth in millimetres (write it with tools/prepare_nyu.py)"
-                )
+            problem = depth_png_problem(depth)
+            if problem:
+                raise NYUFormatError(f"{png}: {problem} (write it with nf-plugins prepare-nyu)")
             try:
                 w, h = decoded_size(img_path)
                 decoded_size(png)  # cv2 reads a truncated PNG without an error; PIL does not
@@ -405,7 +393,8 @@ def scan_layout(root: Path) -> tuple[dict[str, int], dict[str, list[Path]]]:
             deepest = int(depth.max())
             if deepest > max_mm:
                 raise NYUFormatError(
-                    f"{png}: depth up to {deepest} mm ({deepest / 1000:.1f} m), beyond the {MAX_DEPTH_M:g} m "
+                    f"{png}: depth up to {deepest} mm ({deepest / MM_PER_M:.1f} m), "
+                    f"beyond the {MAX_DEPTH_M:g} m "
                     "the NYU toolbox clips Kinect depth to: the PNG must hold millimetres (metres x 1000), "
                     "not a finer or saturated scale"
                 )

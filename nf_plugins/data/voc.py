@@ -21,12 +21,11 @@ from scipy.io import loadmat
 
 from nf_plugins.atomic import atomic_output, atomic_write_text
 from nf_plugins.data.image_files import decoded_array, decoded_size, require_file
+from nf_plugins.data.labels import check_seg_mask
 from nf_plugins.data.safe_paths import check_inside, check_relative_name
 from nf_plugins.outputs import check_output_dir
 from nf_plugins.progress import progress
 
-VOC_NUM_CLASSES = 21
-IGNORE_INDEX = 255
 TRAINAUG_LEN = 10582  # VOC2012 train + SBD train/val, minus VOC2012 val
 VAL_LEN = 1449
 # Every id in VOC2007-2012 and SBD is year_index, e.g. 2007_000032 (VOC2012 train) or 2008_000002 (SBD);
@@ -92,16 +91,6 @@ def safe_extract(tar_path: str, dest: str) -> list[str]:
     return [_describe(m) for m in members if not (m.isfile() or m.isdir())]
 
 
-def check_mask(mask: np.ndarray, path: str, num_classes: int = VOC_NUM_CLASSES) -> None:
-    """Raise if ``mask`` holds labels other than 0..num_classes-1 and 255."""
-    labels = np.unique(mask)
-    bad = labels[(labels >= num_classes) & (labels != IGNORE_INDEX)]
-    if bad.size:
-        raise ValueError(
-            f"{path}: labels {bad.tolist()} outside 0..{num_classes - 1} and {IGNORE_INDEX} (ignore)"
-        )
-
-
 def read_sbd_mat(path: str) -> np.ndarray:
     """The class mask ``GTcls.Segmentation`` of an SBD ``cls/*.mat`` file, as uint8."""
     try:
@@ -109,11 +98,12 @@ def read_sbd_mat(path: str) -> np.ndarray:
         seg = np.asarray(gt["Segmentation"][0, 0])
     except (KeyError, IndexError, ValueError) as e:
         raise ValueError(f"{path}: not an SBD class file (expected struct GTcls.Segmentation): {e}") from e
-    if seg.ndim != 2 or not np.issubdtype(seg.dtype, np.integer) or seg.min() < 0 or seg.max() > 255:
-        raise ValueError(f"{path}: GTcls.Segmentation must be a 2-D integer mask in 0..255, got {seg.dtype}")
-    seg = seg.astype(np.uint8)
-    check_mask(seg, path)
-    return seg
+    if seg.ndim != 2 or not np.issubdtype(seg.dtype, np.integer):
+        raise ValueError(
+            f"{path}: GTcls.Segmentation must be a 2-D integer mask, got {seg.dtype} {seg.shape}"
+        )
+    check_seg_mask(seg, path)  # before the cast, which would wrap -1 to 255 (ignore)
+    return seg.astype(np.uint8)
 
 
 def save_palette_png(mask: np.ndarray, path: str) -> None:
@@ -157,18 +147,8 @@ def _check_pair(voc_root: str, img_id: str, seg_dir: str) -> None:
     seg_path = osp.join(voc_root, seg_dir, img_id + ".png")
     require_file(img_path, "an image file", "listed in the splits")
     require_file(seg_path, "a mask PNG", "listed in the splits")
-    img_size, mask = decoded_size(img_path), decoded_array(seg_path)
-    if mask.ndim != 2:
-        raise ValueError(
-            f"mask {seg_path} has {mask.shape[2]} channels; expected a palette or 8-bit gray PNG of class "
-            "indices (as VOC's SegmentationClass), not colours"
-        )
-    if img_size != mask.shape[::-1]:
-        raise ValueError(
-            f"mask {seg_path} is {mask.shape[1]}x{mask.shape[0]} but image {img_path} is "
-            f"{img_size[0]}x{img_size[1]}"
-        )
-    check_mask(mask, seg_path)
+    (w, h), mask = decoded_size(img_path), decoded_array(seg_path)
+    check_seg_mask(mask, seg_path, (h, w), img_path)
 
 
 def prepare_vocaug(

@@ -16,6 +16,8 @@ from mmseg.datasets.transforms import LoadDepthAnnotation
 from mmseg.registry import TRANSFORMS
 from mmseg.utils import datafrombytes
 
+from nf_plugins.data.labels import depth_png_problem
+
 
 @TRANSFORMS.register_module()
 class DepthCenterCrop(CenterCrop):
@@ -35,12 +37,9 @@ class LoadCheckedDepthAnnotation(LoadDepthAnnotation):
     def transform(self, results: dict) -> dict:
         path = results["depth_map_path"]
         raw = datafrombytes(fileio.get(path, self.backend_args), backend=self.decode_backend)
-        if raw is None or raw.dtype != np.uint16 or raw.ndim != 2:
-            what = "undecodable" if raw is None else f"{raw.dtype} with shape {raw.shape}"
-            raise ValueError(
-                f"{path}: depth PNG is {what}; expected a single-channel 16-bit PNG "
-                "(NYU: millimetres). Re-create it with tools/prepare_nyu.py"
-            )
+        problem = depth_png_problem(raw)
+        if problem:
+            raise ValueError(f"{path}: {problem}. Re-create it with nf-plugins prepare-nyu")
         depth = raw.astype(np.float32) if self.to_float32 else raw
         results["gt_depth_map"] = depth * self.depth_rescale_factor if self.to_float32 else depth
         results.setdefault("seg_fields", []).append("gt_depth_map")

@@ -7,6 +7,8 @@ from mmcv.transforms import BaseTransform, Resize
 from mmcv.transforms.utils import cache_randomness
 from mmseg.registry import TRANSFORMS
 
+from nf_plugins.data.labels import check_seg_mask
+
 
 @TRANSFORMS.register_module()
 class RandomRescale(BaseTransform):
@@ -51,17 +53,5 @@ class ValidateSegSample(BaseTransform):
         seg = results.get("gt_seg_map")
         if seg is None:
             raise KeyError(f"ValidateSegSample needs LoadAnnotations before it (image {img_path})")
-        if seg.shape[:2] != results["img"].shape[:2]:
-            raise ValueError(
-                f"mask {seg_path} is {seg.shape[1]}x{seg.shape[0]} but image {img_path} is "
-                f"{results['img'].shape[1]}x{results['img'].shape[0]} (WxH); they must match"
-            )
-        labels = np.unique(seg)
-        bad = labels[(labels >= self.num_classes) & (labels != self.ignore_index)]
-        if labels.size and (labels.min() < 0 or bad.size):
-            bad = labels[(labels < 0) | ((labels >= self.num_classes) & (labels != self.ignore_index))]
-            raise ValueError(
-                f"mask {seg_path} has labels {bad.tolist()} outside 0..{self.num_classes - 1} and "
-                f"{self.ignore_index} (ignore); masks must hold class indices (palette PNG or 8-bit gray)"
-            )
+        check_seg_mask(seg, seg_path, results["img"].shape[:2], img_path, self.num_classes, self.ignore_index)
         return results
