@@ -42,8 +42,11 @@ def register_scope() -> None:
     """Let mmengine resolve ``nf_plugins::`` names (``_base_``, ``mmengine.hub.get_config``).
 
     mmengine accepts only the scopes in its ``MODULE2PACKAGE`` table (its own packages) and offers no hook
-    for others, so the scope is added to that table; mmengine then finds the configs through the installed
-    distribution's ``.mim/configs``, as it does for mmseg's.
+    for others, so the scope is added to that table; mmengine then reads ``.mim/configs`` of the folder
+    ``get_installed_path`` gives, as it does for mmseg's. The table's value is this module, not the
+    distribution name: for a distribution that function answers ``<site-packages>/nf_plugins``, which an
+    editable install does not have, and for any other name it asks ``importlib`` where the module is,
+    which is right for a wheel and a checkout alike.
     """
     from mmengine.config.utils import MODULE2PACKAGE
 

@@ -117,7 +117,9 @@ def saved_results(paths: list[str], names: list[str], parser: argparse.ArgumentP
     return [saved[n] for n in names] if names else list(saved.values())
 
 
-def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[SppResult]:
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Run ``nf-plugins spp``: check every argument and output path, then run the networks (or read
+    ``--from-json``) and write the plot and the statistics."""
     if args.figure is not None and args.models:
         parser.error("give either MODEL names or --figure N, not both")
     if args.figure is None and not args.models and not args.from_json:
@@ -140,7 +142,8 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[SppRe
             title = f"{title}, depth {3 * len(results[0].blocks)}"
             title += f", {args.img_size} px" if args.img_size else ""
             title += f", batch {args.batch_size}" if args.batch_size else ""
-        return _write(results, args, log_scale, title)
+        _write(results, args, log_scale, title)
+        return
     batch_size = args.batch_size or 8
     try:
         if any(n in REFERENCE_NETS for n in names):
@@ -187,7 +190,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[SppRe
         del model
     if title is not None:
         title = f"{title}, depth {args.depth}, {args.img_size or FIGURE_IMG_SIZE} px, batch {batch_size}"
-    return _write(results, args, log_scale, title)
+    _write(results, args, log_scale, title)
 
 
 def has_batchnorm(name: str, depth: int, builders: dict[str, Callable[[], nn.Module]]) -> bool:
@@ -225,9 +228,7 @@ def check_outputs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
             parser.error(str(e))
 
 
-def _write(
-    results: list[SppResult], args: argparse.Namespace, log_scale: bool, title: str | None
-) -> list[SppResult]:
+def _write(results: list[SppResult], args: argparse.Namespace, log_scale: bool, title: str | None) -> None:
     """Write the plot and the JSON together: both appear, or (on any error) neither changes."""
     with contextlib.ExitStack() as stack:  # each renamed into place only once both are written
         plot_tmp = stack.enter_context(atomic_output(args.out, make_dirs=False))
@@ -238,11 +239,3 @@ def _write(
     print(f"wrote {args.out}")
     if args.json:
         print(f"wrote {args.json}")
-    return results
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="spp", description=__doc__)
-    add_arguments(parser)
-    run(parser.parse_args(argv), parser)
-    return 0
