@@ -57,6 +57,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export-onnx": ("nf_plugins.deploy", "export a model to ONNX with Scaled WS folded into plain convs"),
     "validate": ("nf_plugins.evaluate", "top-1/top-5 of a timm model on an ImageFolder, as JSON"),
     "collect-results": ("nf_plugins.results", "README Table 6/7 'ours' columns from VOC/NYU work dirs"),
+    "train": ("nf_plugins.downstream.commands.train", "train an mmseg config (mmseg's tools/train.py flags)"),
+    "test": ("nf_plugins.downstream.commands.test", "score a checkpoint with any mmseg config (strict load)"),
+    "demo-segmentation": (
+        "nf_plugins.downstream.commands.demo_segmentation",
+        "fine-tune an NF-RegNet-B0 FCN on synthetic VOC on CPU; mIoU before and after",
+    ),
+    "demo-depth": (
+        "nf_plugins.downstream.commands.demo_depth",
+        "fine-tune the depth model on rendered NYU-layout rooms on CPU; rms against the mean depth",
+    ),
 }
 
 

@@ -17,6 +17,7 @@ import pytest
 from nf_plugins.cli import main
 from nf_plugins.errors import USER_ERRORS
 
+VOC_B0 = "nf_plugins::segmentation/fcn_nf-regnet-b0-d16_4xb4-30k_voc12aug-513x513.py"
 # subcommand -> [(case, argv, excerpt of the message)]; "{tmp}" is the test's tmp_path. `demo` takes no file.
 CASES: dict[str, list[tuple[str, list[str], str]]] = {
     "demo": [("bad_argument", ["--models", "nf_regnet_b9"], "unknown models ['nf_regnet_b9']; choose from")],
@@ -67,6 +68,38 @@ CASES: dict[str, list[tuple[str, list[str], str]]] = {
     "collect-results": [
         ("bad_argument", ["{tmp}", "--output", "{tmp}"], "--output '{tmp}' is a folder; give a file path"),
         ("missing_file", ["{tmp}/run"], "{tmp}/run has no test_metrics.json"),
+    ],
+    "train": [
+        (
+            "bad_argument",
+            [VOC_B0, "--work-dir", "{tmp}/w", "--cfg-options", "train_cfg.max_iters=2.5"],
+            "train_cfg.max_iters=2.5 must be an integer >= 1",
+        ),
+        ("missing_file", ["{tmp}/missing.py"], "config file '{tmp}/missing.py' does not exist"),
+    ],
+    "test": [
+        ("bad_argument", ["{tmp}/c.py", "{tmp}/blocker", "--out", "{tmp}"], "--out '{tmp}' is a folder"),
+        (
+            "missing_file",
+            ["{tmp}/c.py", "{tmp}/missing.pth"],
+            "checkpoint '{tmp}/missing.pth' does not exist",
+        ),
+    ],
+    "demo-segmentation": [
+        ("bad_argument", ["--iters", "0"], "--iters must be at least 1, got 0"),
+        (
+            "missing_file",
+            ["--work-dir", "{tmp}/blocker/w"],
+            "cannot be created: '{tmp}/blocker' is not a folder",
+        ),
+    ],
+    "demo-depth": [
+        ("bad_argument", ["--lr", "nan"], "--lr must be a positive number, got nan"),
+        (
+            "missing_file",
+            ["--work-dir", "{tmp}/blocker/w"],
+            "cannot be created: '{tmp}/blocker' is not a folder",
+        ),
     ],
 }
 ALL = [(command, *case) for command, cases in CASES.items() for case in cases]

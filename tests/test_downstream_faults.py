@@ -7,7 +7,6 @@ import json
 import os
 import os.path as osp
 import re
-import runpy
 import subprocess
 import sys
 import time
@@ -25,13 +24,15 @@ from mmengine.registry import HOOKS, init_default_scope  # noqa: E402
 from mmseg.registry import DATASETS, MODELS  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from nf_plugins.data.synthetic_voc import make_synthetic_voc, small_run_config  # noqa: E402
+from nf_plugins.cli import main as nf_plugins_cli  # noqa: E402
+from nf_plugins.data.synthetic_voc import make_synthetic_voc  # noqa: E402
 from nf_plugins.data.voc import prepare_vocaug  # noqa: E402
 from nf_plugins.downstream.engine.checkpoint_io import (  # noqa: E402
     AtomicLocalBackend,
     load_checkpoint_file,
 )
-from nf_plugins.downstream.engine.runner_utils import load_config  # noqa: E402
+from nf_plugins.downstream.engine.config import load_config  # noqa: E402
+from nf_plugins.downstream.engine.cpu_config import small_run_config  # noqa: E402
 from nf_plugins.models import create_model as nf_plugins_create_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -238,8 +239,7 @@ class _RecordItersHook(Hook):
 
 
 def _train(cfg_path: str, monkeypatch, *extra: str) -> None:
-    monkeypatch.setattr(sys, "argv", ["train.py", cfg_path, *extra])
-    runpy.run_path(str(ROOT / "tools/train.py"), run_name="__main__")
+    _run_tool("train.py", monkeypatch, cfg_path, *extra)
 
 
 def test_nan_loss_stops_seg_training_keeps_last_good_checkpoint_and_resumes(voc_src, tmp_path, monkeypatch):
@@ -323,7 +323,7 @@ def test_every_shipped_config_has_the_safety_nets(cfg_path):
 
 def test_tools_add_the_safety_nets_to_any_config():
     """tools/train.py runs mmseg's own configs too: they get atomic checkpoints and the NaN stop."""
-    from nf_plugins.downstream.engine.runner_utils import add_safety_defaults
+    from nf_plugins.downstream.engine.runner import add_safety_defaults
 
     cfg = Config(dict(default_hooks=dict(checkpoint=dict(type="CheckpointHook", interval=10))))
     add_safety_defaults(cfg)
@@ -341,7 +341,7 @@ def test_misspelt_registry_type_names_the_closest_registered_types(tmp_path, mon
     """mmengine says only "NFBackbon is not in the mmseg::model registry"; the tools add the right name."""
     from mmseg.registry import TRANSFORMS
 
-    from nf_plugins.downstream.engine.runner_utils import registry_hints
+    from nf_plugins.downstream.engine.registry_hints import registry_hints
 
     cfg = small_run_config(SEG_CONFIG, str(tmp_path / "no_data_needed"), str(tmp_path / "work"))
     cfg.model.backbone.type = "NFBackbon"
@@ -362,8 +362,9 @@ def test_misspelt_registry_type_names_the_closest_registered_types(tmp_path, mon
 
 
 def _run_tool(tool: str, monkeypatch, *argv: str) -> None:
-    monkeypatch.setattr(sys, "argv", [tool, *argv])
-    runpy.run_path(str(ROOT / "tools" / tool), run_name="__main__")
+    """``tools/<tool>``'s command (``nf-plugins train``/``test``) in this process, with ``--debug``: the error
+    itself is raised (without it the command prints it on one line and exits 2)."""
+    nf_plugins_cli(["train" if tool == "train.py" else "test", "--debug", *argv])
 
 
 def _model_checkpoint(cfg: Config, path: Path) -> Path:
@@ -439,7 +440,7 @@ def test_test_split_without_valid_depth_writes_null_and_exits_non_zero(tmp_path,
 
 
 def test_strict_load_names_every_missing_unexpected_and_misshaped_key():
-    from nf_plugins.downstream.engine.runner_utils import check_checkpoint_fits
+    from nf_plugins.downstream.engine.checkpoint_fit import check_checkpoint_fits
 
     model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.BatchNorm1d(3))
     state = {
@@ -475,7 +476,7 @@ def test_strict_load_names_every_missing_unexpected_and_misshaped_key():
 )  # fmt: skip
 def test_cfg_options_of_the_wrong_type_fail_before_any_work(tmp_path, monkeypatch, tool, option, message):
     """Refused when the config loads: the runner (model, data) is never built, nothing is written."""
-    from nf_plugins.downstream.engine.runner_utils import NFRunner
+    from nf_plugins.downstream.engine.runner import NFRunner
 
     def never(*args, **kwargs):
         raise AssertionError("the runner was built")

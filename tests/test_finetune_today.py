@@ -39,9 +39,10 @@ from timm.models import save_for_hf  # noqa: E402
 from torch import nn  # noqa: E402
 
 from nf_plugins.data import nyu, synthetic_nyu  # noqa: E402
-from nf_plugins.data.synthetic_voc import make_synthetic_voc, small_run_config  # noqa: E402
+from nf_plugins.data.synthetic_voc import make_synthetic_voc  # noqa: E402
 from nf_plugins.data.voc import prepare_vocaug  # noqa: E402
 from nf_plugins.downstream.engine.checkpoint_io import load_checkpoint_file  # noqa: E402
+from nf_plugins.downstream.engine.cpu_config import small_run_config  # noqa: E402
 from nf_plugins.train import imagenet as train_imagenet  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -23,7 +23,8 @@ from mmseg.registry import MODELS  # noqa: E402
 from torch.nn.modules.batchnorm import _BatchNorm  # noqa: E402
 
 import nf_plugins.downstream  # noqa: E402,F401
-from nf_plugins.downstream.engine.runner_utils import NFRunner, convert_sync_bn  # noqa: E402
+from nf_plugins.downstream.engine.runner import NFRunner  # noqa: E402
+from nf_plugins.downstream.engine.sync_bn import convert_sync_bn  # noqa: E402
 from nf_plugins.downstream.models.depth_loss import berhu_loss  # noqa: E402
 from nf_plugins.train import imagenet as train_imagenet  # noqa: E402
 
@@ -392,8 +393,9 @@ def test_torchrun_cpu_trains_the_bn_baseline(tmp_path):
     import subprocess
     import sys
 
-    from nf_plugins.data.synthetic_voc import make_synthetic_voc, small_run_config
+    from nf_plugins.data.synthetic_voc import make_synthetic_voc
     from nf_plugins.data.voc import prepare_vocaug
+    from nf_plugins.downstream.engine.cpu_config import small_run_config
 
     make_synthetic_voc(str(tmp_path), n_train=4, n_val=2, n_sbd_extra=4, size=(64, 56))
     voc = str(tmp_path / "VOCdevkit/VOC2012")

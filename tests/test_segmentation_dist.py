@@ -12,8 +12,9 @@ import pytest
 import torch
 
 pytest.importorskip("mmseg")
-from nf_plugins.data.synthetic_voc import make_synthetic_voc, small_run_config  # noqa: E402
+from nf_plugins.data.synthetic_voc import make_synthetic_voc  # noqa: E402
 from nf_plugins.data.voc import prepare_vocaug  # noqa: E402
+from nf_plugins.downstream.engine.cpu_config import small_run_config  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = osp.join(ROOT, "configs/segmentation/fcn_nf-regnet-b0-d16_4xb4-30k_voc12aug-513x513.py")

@@ -1,96 +1,14 @@
-"""Evaluate a checkpoint with any mmseg config; prints the metrics and writes <work_dir>/test_metrics.json.
+"""Evaluate a checkpoint with any mmseg config: a thin entry point over ``nf-plugins test``
+(:mod:`nf_plugins.downstream.commands.test`, ``--help``). Prints the metrics, writes
+<work_dir>/test_metrics.json; exits 1 on a NaN/inf metric.
 
 python tools/test.py CONFIG work_dirs/.../iter_30000.pth
-
-The checkpoint must fit the config's model exactly (strict load; every missing, unexpected or mis-shaped
-key is named). A metric that is NaN/inf is written as null and the tool exits non-zero.
 """
 
-import argparse
-import datetime
-import math
-import os.path as osp
 import sys
 
-from nf_plugins._quiet import filter_third_party_warnings
-
-filter_third_party_warnings()  # before mmengine/mmseg are imported (their deprecation notices)
-
-from mmengine.dist import get_rank  # noqa: E402
-
-from nf_plugins.distributed import exit_if_distributed  # noqa: E402
-from nf_plugins.downstream.engine.runner_utils import (  # noqa: E402
-    add_runner_args,
-    build_runner,
-    load_config,
-    parse_runner_args,
-    registry_hints,
-    set_data_root,
-    write_json_atomic,
-)
-from nf_plugins.outputs import check_output_dir, check_output_file  # noqa: E402
-
-
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Test (evaluate) a checkpoint")
-    parser.add_argument("config", help="test config file path")
-    parser.add_argument("checkpoint", help="checkpoint file")
-    parser.add_argument("--work-dir", help="the dir for logs and test_metrics.json")
-    parser.add_argument("--out", help="also save the metrics JSON here")
-    parser.add_argument("--show-dir", help="save painted predictions to this dir")
-    parser.add_argument("--tta", action="store_true", help="test-time augmentation (config's tta_pipeline)")
-    add_runner_args(parser, "test_dataloader.batch_size=2")
-    return parse_runner_args(parser)
-
-
-def main() -> None:
-    args = parse_args()
-    if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(f"checkpoint {args.checkpoint!r} does not exist")
-    # outputs first: mmengine's Config.fromfile alone takes seconds (it reads mmseg's metafiles)
-    if args.out:
-        check_output_file(args.out, "--out")
-    if args.show_dir:
-        check_output_dir(args.show_dir, "--show-dir")
-    if args.work_dir:
-        check_output_dir(args.work_dir, "--work-dir")
-    cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher)
-    check_output_dir(cfg.work_dir, "--work-dir")  # the config's own, before the model and data are built
-    if args.data_root:
-        set_data_root(cfg, args.data_root)
-    cfg.load_from = args.checkpoint
-    if args.show_dir:
-        hook = cfg.default_hooks.visualization
-        hook.draw, hook.interval = True, 1
-        cfg.visualizer.save_dir = args.show_dir
-    if args.tta:
-        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
-        cfg.tta_model.module = cfg.model
-        cfg.model = cfg.tta_model
-    with registry_hints():  # a misspelt `type=` names the closest registered types
-        runner = build_runner(cfg, strict_load=True)  # never score weights that did not load
-        metrics = runner.test()
-    metrics = {k: float(v) for k, v in metrics.items()}
-    bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
-    if get_rank() == 0:
-        record = {k: None if k in bad else v for k, v in metrics.items()}  # JSON has no NaN: null
-        date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")  # collect-results
-        for path in filter(None, [osp.join(cfg.work_dir, "test_metrics.json"), args.out]):
-            write_json_atomic(
-                path, dict(config=args.config, checkpoint=args.checkpoint, date=date, metrics=record)
-            )
-        print(" ".join(f"{k}={v:.2f}" for k, v in metrics.items()))
-    if bad:
-        print(
-            f"error: metrics {', '.join(bad)} are NaN/inf (written as null): the test split has no valid "
-            "ground truth (e.g. no pixel with depth inside the evaluation range, or only ignored labels) "
-            "or the predictions are not finite",
-            file=sys.stderr,
-        )
-        exit_if_distributed(1)
-        sys.exit(1)
-    exit_if_distributed()
-
+from nf_plugins.cli import main
 
 if __name__ == "__main__":
-    main()
+    if status := main(["test", *sys.argv[1:]]):  # success returns (no SystemExit for runpy callers)
+        sys.exit(status)

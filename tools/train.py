@@ -1,57 +1,14 @@
-"""Train any mmseg config (mmseg's tools/train.py flags); CPU-only torchrun works too (gloo).
+"""Train any mmseg config (mmseg's tools/train.py flags): a thin entry point over ``nf-plugins train``
+(:mod:`nf_plugins.downstream.commands.train`, ``--help``); CPU-only torchrun works too (gloo).
 
 python tools/train.py configs/segmentation/fcn_nf-resnet50-d16_4xb4-30k_voc12aug-513x513.py
 torchrun --nproc_per_node=4 tools/train.py CONFIG --launcher pytorch
 """
 
-import argparse
+import sys
 
-from nf_plugins._quiet import filter_third_party_warnings
-
-filter_third_party_warnings()  # before mmengine/mmseg are imported (their deprecation notices)
-
-from nf_plugins.distributed import exit_if_distributed  # noqa: E402
-from nf_plugins.downstream.engine.runner_utils import (  # noqa: E402
-    add_runner_args,
-    build_runner,
-    enable_amp,
-    load_config,
-    parse_runner_args,
-    registry_hints,
-    set_data_root,
-)
-from nf_plugins.outputs import check_output_dir  # noqa: E402
-
-
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Train a segmentor / depth estimator (mmseg config)")
-    parser.add_argument("config", help="train config file path")
-    parser.add_argument("--work-dir", help="the dir to save logs and checkpoints")
-    parser.add_argument("--resume", action="store_true", help="resume from the latest checkpoint in work_dir")
-    parser.add_argument("--amp", action="store_true", help="automatic mixed precision")
-    parser.add_argument("--auto-scale-lr", action="store_true", help="scale lr by batch / auto_scale_lr")
-    add_runner_args(parser, "train_cfg.max_iters=10")
-    return parse_runner_args(parser)
-
-
-def main() -> None:
-    args = parse_args()
-    if args.work_dir:  # first: mmengine's Config.fromfile alone takes seconds (it reads mmseg's metafiles)
-        check_output_dir(args.work_dir, "--work-dir")
-    cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher)
-    check_output_dir(cfg.work_dir, "--work-dir")  # the config's own, before the model and data are built
-    if args.data_root:
-        set_data_root(cfg, args.data_root)
-    if args.amp:
-        enable_amp(cfg)
-    if args.auto_scale_lr:
-        cfg.auto_scale_lr = dict(cfg.get("auto_scale_lr", {}), enable=True)
-    cfg.resume = args.resume
-    with registry_hints():  # a misspelt `type=` names the closest registered types
-        runner = build_runner(cfg)
-        runner.train()
-    exit_if_distributed()
-
+from nf_plugins.cli import main
 
 if __name__ == "__main__":
-    main()
+    if status := main(["train", *sys.argv[1:]]):  # success returns (no SystemExit for runpy callers)
+        sys.exit(status)

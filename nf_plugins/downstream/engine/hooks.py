@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import torch
@@ -10,7 +9,7 @@ import torch.distributed as dist
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-from nf_plugins.atomic import atomic_write_text
+from nf_plugins.atomic import atomic_write_json
 
 
 @HOOKS.register_module()
@@ -69,7 +68,7 @@ class GlobalLossCurveHook(Hook):
         if runner.rank != 0:
             return
         path = self.out_file if os.path.isabs(self.out_file) else os.path.join(runner.work_dir, self.out_file)
-        atomic_write_text(path, json.dumps({"loss": self.losses}))
+        atomic_write_json(path, {"loss": self.losses})
 
 
 __all__ = ["GlobalLossCurveHook", "NonFiniteLossHook"]
