@@ -101,6 +101,30 @@ CASES: dict[str, list[tuple[str, list[str], str]]] = {
             "cannot be created: '{tmp}/blocker' is not a folder",
         ),
     ],
+    "train-imagenet": [
+        (
+            "bad_argument",
+            ["{tmp}/c.yaml", "--data-dir", "{tmp}", "--output", "{tmp}/run", "--stop-after-epochs", "0"],
+            "--stop-after-epochs must be >= 1, got 0",
+        ),
+        (
+            "missing_file",
+            ["{tmp}/missing.yaml", "--data-dir", "{tmp}", "--output", "{tmp}/run"],
+            "config {tmp}/missing.yaml does not exist; see configs/imagenet/",
+        ),
+    ],
+    "export-hub": [
+        (
+            "bad_argument",
+            ["nf_regnet_b0", "--out", "{tmp}/hub", "--push", "not a repo"],
+            "repo id must look like 'ORG_OR_USER/NAME', got 'not a repo'",
+        ),
+        (
+            "missing_file",
+            ["{tmp}/missing.pth", "--out", "{tmp}/hub"],
+            "training checkpoint '{tmp}/missing.pth' does not exist",
+        ),
+    ],
 }
 ALL = [(command, *case) for command, cases in CASES.items() for case in cases]
 

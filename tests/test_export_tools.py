@@ -1,4 +1,4 @@
-"""tools/export_onnx.py and tools/export_hub.py: arguments and outputs checked before any work.
+"""nf-plugins export-onnx and export-hub: arguments and outputs checked before any work.
 
 "Before any work" is proven by making the work itself fail the test: ``create_model`` and the
 checkpoint loader are replaced by functions that raise, so an error that comes from them means the
@@ -17,16 +17,14 @@ import pytest
 import safetensors.torch
 import timm
 import torch
-from tool_modules import load_tool
 
 import nf_plugins.deploy
 import nf_plugins.hub
 import nf_plugins.models
 from nf_plugins.cli import main as cli_main
+from nf_plugins.hub import cli as export_hub
 from nf_plugins.hub import export_for_hub
 from nf_plugins.hub.checkpoint import save_training_checkpoint
-
-export_hub = load_tool("export_hub")
 
 
 class _NoWork(AssertionError):

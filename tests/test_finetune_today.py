@@ -26,7 +26,6 @@ import safetensors.torch
 import timm
 import torch
 from PIL import Image
-from tool_modules import load_tool
 
 pytest.importorskip("mmseg")
 from mmengine.config import Config  # noqa: E402
@@ -43,7 +42,8 @@ from nf_plugins.data.synthetic_voc import make_synthetic_voc  # noqa: E402
 from nf_plugins.data.voc import prepare_vocaug  # noqa: E402
 from nf_plugins.downstream.engine.checkpoint_io import load_checkpoint_file  # noqa: E402
 from nf_plugins.downstream.engine.cpu_config import small_run_config  # noqa: E402
-from nf_plugins.train import imagenet as train_imagenet  # noqa: E402
+from nf_plugins.hub import cli as export_hub  # noqa: E402
+from nf_plugins.train.cli import main as train_main  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SEG, DEPTH = ROOT / "configs/segmentation", ROOT / "configs/depth"
@@ -323,8 +323,8 @@ def test_own_paper_exact_weights_land_bit_for_bit(voc_root, tmp_path, monkeypatc
         "--device",
         "cpu",
     ]
-    train_imagenet.main([*map(str, args), "--set", *tiny])
-    load_tool("export_hub").main([str(run / "last.pth"), "--out", str(hub), "--tag", "my_in1k", "--no-macs"])
+    train_main([*map(str, args), "--set", *tiny])
+    export_hub.main([str(run / "last.pth"), "--out", str(hub), "--tag", "my_in1k", "--no-macs"])
     weights = safetensors.torch.load_file(hub / "model.safetensors")
     # Not one tensor is at its initial value (zero-initialised biases, SkipInit gains and classifier
     # included), so a backbone left at its init, or re-initialised, fails below.

@@ -26,7 +26,9 @@ import nf_plugins.downstream  # noqa: E402,F401
 from nf_plugins.downstream.engine.runner import NFRunner  # noqa: E402
 from nf_plugins.downstream.engine.sync_bn import convert_sync_bn  # noqa: E402
 from nf_plugins.downstream.models.depth_loss import berhu_loss  # noqa: E402
-from nf_plugins.train import imagenet as train_imagenet  # noqa: E402
+from nf_plugins.models import create_model  # noqa: E402
+from nf_plugins.train.recipe import load_config, model_kwargs  # noqa: E402
+from nf_plugins.train.trainer import build_optimizer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SEG_DEPTH = sorted(glob.glob(str(ROOT / "configs/segmentation/fcn_*.py"))) + sorted(
@@ -120,11 +122,11 @@ def test_seg_depth_optimizer_decays_only_conv_and_linear_weights(path):
 
 @pytest.mark.parametrize("path", IMAGENET, ids=_id)
 def test_imagenet_optimizer_decays_only_conv_and_linear_weights(path):
-    """Built as tools/train_imagenet.py does (create_model with the recipe's kwargs, build_optimizer)."""
-    cfg = train_imagenet.load_config(path, [])
+    """Built as nf_plugins.train.trainer does (create_model with the recipe's kwargs, build_optimizer)."""
+    cfg = load_config(path, [])
     with torch.device("meta"):
-        model = train_imagenet.create_model(cfg["model"], **train_imagenet.model_kwargs(cfg))
-    optimizer = train_imagenet.build_optimizer(model, cfg)
+        model = create_model(cfg["model"], **model_kwargs(cfg))
+    optimizer = build_optimizer(model, cfg)
     counts = _assert_decay(model, optimizer.param_groups, cfg["weight_decay"])
     assert counts["gain"] > 0 and counts["skipinit_gain"] > 0 and counts["decayed"] > 0
     assert all(g["nesterov"] and g["momentum"] == 0.9 for g in optimizer.param_groups)
@@ -135,7 +137,7 @@ def test_nf_regnet_weight_decay_is_appendix_d_per_variant():
     (section 5.1). Numbers typed from the paper."""
     paper = {"b0": 2e-5, "b1": 2e-5, "b2": 3e-5, "b3": 4e-5, "b4": 4e-5, "b5": 5e-5}
     for path in IMAGENET:
-        cfg = train_imagenet.load_config(path, [])
+        cfg = load_config(path, [])
         variant = cfg["model"].removeprefix("nf_regnet_")
         assert cfg["weight_decay"] == paper.get(variant, 5e-5), path
 

@@ -1,4 +1,4 @@
-"""tools/train_imagenet.py: configs against the paper, EMA closed form, loss, exact resume, torchrun DDP.
+"""nf-plugins train-imagenet: configs against the paper, EMA closed form, loss, exact resume, torchrun DDP.
 
 Training runs use a tiny NormFreeNet (our builder, 4 blocks) registered by a module the test writes,
 passed with ``--import``, on a 3-class ImageFolder of 40x40 PNGs generated here.
@@ -6,7 +6,6 @@ passed with ``--import``, on a 3-class ImageFolder of 40x40 PNGs generated here.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -22,15 +21,15 @@ import yaml
 from PIL import Image
 
 import nf_plugins
+from nf_plugins.hub import cli as export_hub
 from nf_plugins.hub import load_training_checkpoint, model_from_training_checkpoint
-from nf_plugins.train import imagenet as train_imagenet
+from nf_plugins.train.cli import main as train_main
+from nf_plugins.train.ema import PaperEma
+from nf_plugins.train.recipe import load_config
+from nf_plugins.train.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOL = ROOT / "tools" / "train_imagenet.py"
-
-_spec = importlib.util.spec_from_file_location("export_hub", ROOT / "tools" / "export_hub.py")
-export_hub = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(export_hub)
 
 TINY_MODULE = '''
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
@@ -92,7 +91,7 @@ def setup(tmp_path_factory):
 def _train(setup, out: str, *extra: str) -> Path:
     root, config, _ = setup
     args = [str(config), "--data-dir", str(root / "data"), "--output", str(root / out), "--device", "cpu"]
-    train_imagenet.main([*args, "--import", "tiny_models", *extra])
+    train_main([*args, "--import", "tiny_models", *extra])
     return root / out
 
 
@@ -115,7 +114,7 @@ PAPER_APPENDIX_D = {
 
 @pytest.mark.parametrize("name", nf_plugins.PAPER_MODELS)
 def test_every_model_has_the_papers_recipe(name):
-    cfg = train_imagenet.load_config(ROOT / "configs" / "imagenet" / f"{name}.yaml", [])
+    cfg = load_config(ROOT / "configs" / "imagenet" / f"{name}.yaml", [])
     assert cfg["model"] == name and timm.is_model(name)
     assert (cfg["batch_size"], cfg["lr"], cfg["warmup_epochs"], cfg["momentum"]) == (1024, 0.4, 5, 0.9)
     assert cfg["nesterov"] is True and cfg["label_smoothing"] == 0.1
@@ -144,11 +143,11 @@ def test_config_errors_name_the_key(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: nf_regnet_b0\nlearning_rate: 0.1\n")
     with pytest.raises(ValueError, match="unknown config key 'learning_rate'"):
-        train_imagenet.load_config(bad, [])
+        load_config(bad, [])
     with pytest.raises(ValueError, match="key=value"):
-        train_imagenet.load_config(ROOT / "configs/imagenet/nf_regnet_b0.yaml", ["epochs"])
+        load_config(ROOT / "configs/imagenet/nf_regnet_b0.yaml", ["epochs"])
     with pytest.raises(FileNotFoundError, match="configs/imagenet"):
-        train_imagenet.load_config(tmp_path / "nope.yaml", [])
+        load_config(tmp_path / "nope.yaml", [])
 
 
 # ---- EMA, optimizer, schedule ------------------------------------------------------------------------
@@ -156,7 +155,7 @@ def test_config_errors_name_the_key(tmp_path):
 
 def test_ema_update_matches_closed_form():
     model = torch.nn.Linear(4, 3)
-    ema = train_imagenet.PaperEma(model, decay=0.99999)
+    ema = PaperEma(model, decay=0.99999)
     before = {k: v.clone() for k, v in ema.module.state_dict().items()}
     with torch.no_grad():
         for p in model.parameters():
@@ -170,8 +169,8 @@ def test_ema_update_matches_closed_form():
 
 def test_optimizer_groups_and_schedule(setup):
     root, config, _ = setup
-    cfg = train_imagenet.load_config(config, ["model=nf_regnet_b0", "num_classes=3"])
-    trainer = train_imagenet.Trainer(cfg, root / "data", root / "unused", "cpu")
+    cfg = load_config(config, ["model=nf_regnet_b0", "num_classes=3"])
+    trainer = Trainer(cfg, root / "data", root / "unused", "cpu")
     names = {id(p): n for n, p in trainer.model.named_parameters()}
     groups = {g["weight_decay"]: {names[id(p)] for p in g["params"]} for g in trainer.optimizer.param_groups}
     assert set(groups) == {0.0, 5e-5}
@@ -226,7 +225,7 @@ def test_single_process_trains_resumes_exactly_and_exports(setup, tmp_path, caps
     for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values(), strict=True):
         assert torch.equal(sa["momentum_buffer"], sb["momentum_buffer"])
 
-    # tools/export_hub.py: the EMA weights of the checkpoint to the Hub layout, loaded back with equal logits
+    # export-hub: the EMA weights of the checkpoint to the Hub layout, loaded back with equal logits
     results = tmp_path / "results.json"
     results.write_text(json.dumps({"top1": 66.7}))
     out = tmp_path / "hub"
