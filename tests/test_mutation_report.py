@@ -1,12 +1,10 @@
-"""tools/mutation_report.py: the mutation score excludes only equivalent mutants that are still equivalent."""
+"""nf_plugins.mutation_report: the score excludes only equivalent mutants that are still equivalent."""
 
 from __future__ import annotations
 
 import json
 
-from tool_modules import load_tool
-
-report = load_tool("mutation_report")
+from nf_plugins import mutation_report as report
 
 M = "nf_plugins.models.normfree.x_f__mutmut_"
 
