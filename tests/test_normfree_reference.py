@@ -15,12 +15,14 @@ from __future__ import annotations
 import math
 
 import pytest
+import timm
 import torch
 import torch.nn.functional as F
 from timm.models import group_parameters
 
-from nf_plugins.layers import GAMMA_TABLE
-from nf_plugins.models.normfree import NfCfg, NfStem, NormFreeNet
+from nf_plugins.layers import GAMMA_TABLE, GammaAct
+from nf_plugins.models import create_model
+from nf_plugins.models.normfree import CFG_FIELDS, NfCfg, NfStem, NormFreeBlock, NormFreeNet
 
 RES = NfCfg(depths=(2, 2), channels=(16, 32), stem_chs=8, stage_strides=(1, 2), alpha=0.3)
 REG = NfCfg(
@@ -65,12 +67,21 @@ def _width(cfg: NfCfg, in_chs: int, out_chs: int, first_in_net: bool) -> tuple[i
     return groups * cfg.group_size, groups
 
 
-def reference(model: NormFreeNet, cfg: NfCfg, x: torch.Tensor, output_stride: int = 32, params=None):
+def reference(
+    model: NormFreeNet,
+    cfg: NfCfg,
+    x: torch.Tensor,
+    output_stride: int = 32,
+    params=None,
+    gamma: float | None = None,
+    se_gain: float = 2.0,
+):
     """(logits, [stem conv, stage 1..n outputs, final features]) of the paper's network, from the
-    parameter tensors of ``model`` (``params`` overrides some, e.g. leaves for gradients)."""
+    parameter tensors of ``model`` (``params`` overrides some, e.g. leaves for gradients). ``gamma``:
+    the activations' gain (default: the table's for Scaled WS, 1 for He init); ``se_gain``: the SE's."""
     p = {k: v.detach() for k, v in model.state_dict().items()} | (params or {})
     ws = cfg.conv_type == "scaled_ws"
-    gamma = GAMMA_TABLE[cfg.act] if ws else 1.0
+    gamma = gamma if gamma is not None else GAMMA_TABLE[cfg.act] if ws else 1.0
 
     def act(t):
         return gamma * ACTS[cfg.act](t)
@@ -91,8 +102,8 @@ def reference(model: NormFreeNet, cfg: NfCfg, x: torch.Tensor, output_stride: in
         x = conv("stem.conv", x, 7, stride=2)
         feats.append(x)
         x, net_stride = F.max_pool2d(x, 3, 2, 1), 4
-    else:
-        x = conv("stem.conv", x, 3, stride=2)
+    else:  # "3x3" (RegNet) or "7x7" (no max-pool)
+        x = conv("stem.conv", x, 3 if cfg.stem_type == "3x3" else 7, stride=2)
         feats.append(x)
         net_stride = 2
     in_chs, var, dilation, first = cfg.stem_chs, 1.0, 1, True
@@ -124,8 +135,8 @@ def reference(model: NormFreeNet, cfg: NfCfg, x: torch.Tensor, output_stride: in
                 se = name + ".se"
                 assert p[se + ".fc1.weight"].shape[0] == int(mid * cfg.se_ratio)
                 g = F.conv2d(h.mean((2, 3), keepdim=True), p[se + ".fc1.weight"], p[se + ".fc1.bias"])
-                g = GAMMA_TABLE[cfg.act] * ACTS[cfg.act](g)
-                h = h * 2.0 * torch.sigmoid(F.conv2d(g, p[se + ".fc2.weight"], p[se + ".fc2.bias"]))
+                g = (gamma if ws else GAMMA_TABLE[cfg.act]) * ACTS[cfg.act](g)
+                h = h * se_gain * torch.sigmoid(F.conv2d(g, p[se + ".fc2.weight"], p[se + ".fc2.bias"]))
             h = conv(name + ".conv3", act(h), 1)
             x = shortcut + cfg.alpha * p[name + ".skipinit_gain"] * h
             var = (1.0 if i == 0 else var) + cfg.alpha**2
@@ -203,7 +214,7 @@ def test_he_init_baseline_is_plain_convs_and_unscaled_activations():
     bad = NfCfg(**{**RES.__dict__, "conv_type": "bn"})
     with pytest.raises(ValueError, match=r"^unknown conv_type 'bn'; expected 'scaled_ws' or 'he_init'$"):
         bad.conv(4, 4, 1)
-    with pytest.raises(ValueError, match=r"^unknown stem_type '5x5'; expected '7x7_pool' or '3x3'$"):
+    with pytest.raises(ValueError, match=r"^unknown stem_type '5x5'; expected '7x7_pool', '7x7' or '3x3'$"):
         NfStem(NfCfg(**{**RES.__dict__, "stem_type": "5x5"}), 3)
 
 
@@ -291,7 +302,8 @@ def test_constructor_errors_say_what_is_accepted():
             TypeError,
             r"^NormFreeNet got unexpected keyword arguments \['foo'\]; it accepts num_classes, in_chans, "
             r"global_pool, output_stride \(8, 16 or 32\), drop_rate, drop_path_rate "
-            r"\(and timm's features_only, out_indices, pretrained, pretrained_cfg\)$",
+            r"\(and timm's features_only, out_indices, pretrained, pretrained_cfg\), and overrides of the "
+            r"NfCfg fields depths, channels, stem_type, .*, fold_scalars$",
         ),
         (dict(output_stride=4), ValueError, r"^output_stride must be 8, 16 or 32, got 4$"),
         (dict(in_chans=0), ValueError, r"^in_chans must be a positive int, got 0$"),
@@ -366,3 +378,128 @@ def test_structure_rules_outside_the_paper_configs():
     assert model(torch.randn(1, 3, 32, 32)).shape == (1, 1000)
     assert model.prune_intermediate_layers() == [2]  # default: the last feature only, nothing pruned
     assert len(model.stages) == 2 and model.head.global_pool.pool_type == ""
+
+
+# ---- NfCfg overrides through create_model (timm's ``replace(cfg, **kwargs)``) ---------------------------
+
+# nf_resnet26 shrunk through the overrides themselves; the expected architecture is written out here.
+SMALL = dict(depths=(2, 2), channels=(16, 32), stem_chs=8, stage_strides=(1, 2))
+# (overrides, reference keywords): each forward must match the paper's equations with those values.
+OVERRIDES = {
+    "depths": (dict(depths=(1, 3)), {}),
+    "channels": (dict(channels=(24, 40)), {}),
+    "stem_type_7x7": (dict(stem_type="7x7"), {}),
+    "stem_type_3x3": (dict(stem_type="3x3"), {}),
+    "stem_chs": (dict(stem_chs=12), {}),
+    "stage_strides": (dict(stage_strides=(2, 2)), {}),
+    "bottle_ratio": (dict(bottle_ratio=0.5), {}),
+    "bottle_from": (dict(bottle_from="in"), {}),
+    "first_block_ratio": (dict(first_block_ratio=1.0), {}),
+    "group_size": (dict(group_size=2), {}),
+    "se_ratio": (dict(se_ratio=0.5), {}),
+    "se_gain": (dict(se_ratio=0.5, se_gain=1.5), dict(se_gain=1.5)),
+    "shortcut_pool": (dict(shortcut_pool=True), {}),
+    "num_features": (dict(num_features=48), {}),
+    "act": (dict(act="silu", se_ratio=0.5), {}),
+    "act_gamma": (dict(act_gamma=1.3, se_ratio=0.5), dict(gamma=1.3)),
+    "alpha": (dict(alpha=0.6), {}),
+    "conv_type": (dict(conv_type="he_init"), {}),
+    "fold_scalars": (dict(fold_scalars=False), {}),
+}
+
+
+@pytest.mark.parametrize("case", list(OVERRIDES))
+def test_each_override_builds_what_the_paper_equations_compute(case):
+    """Built by ``timm.create_model("nf_resnet26", <field>=...)``, on live weights, the network is the paper's
+    forward with the overridden value (SE gain, gamma, alpha, ... used by value), folded or not."""
+    overrides, ref_kwargs = OVERRIDES[case]
+    expected = NfCfg(**{**SMALL, **overrides})
+    torch.manual_seed(0)
+    model = _live(timm.create_model("nf_resnet26", num_classes=5, **{**SMALL, **overrides})).double().eval()
+    assert model.cfg == expected  # the override reached the config, and nothing else changed
+    x = _input()
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference(model, expected, x, **ref_kwargs)[0])
+    acts = [m for m in model.modules() if isinstance(m, GammaAct)]
+    if case == "fold_scalars":  # the plain path multiplies by gamma where the folded path scales weights
+        assert {a.gamma for a in acts} == {GAMMA_TABLE["relu"]}
+    else:
+        assert model.stages[0][0].act2.gamma == 1.0  # every other case runs folded
+    if case == "act_gamma":  # the SE's hidden activation and the final one carry it too
+        assert model.stages[0][0].se.act.gamma == model.final_act.gamma == 1.3
+
+
+def test_every_config_field_has_an_override_test():
+    covered = {k for overrides, _ in OVERRIDES.values() for k in overrides}
+    assert covered | {"skipinit_gain", "he_init_nonlinearity", "drop_rate"} == set(CFG_FIELDS)
+
+
+def test_skipinit_drop_rate_and_he_gain_overrides_by_value():
+    model = timm.create_model("nf_resnet26", num_classes=5, skipinit_gain=0.7, drop_rate=0.3, **SMALL)
+    gains = [b.skipinit_gain for b in model.modules() if isinstance(b, NormFreeBlock)]
+    assert len(gains) == 4 and all(g.item() == pytest.approx(0.7) and g.requires_grad for g in gains)
+    assert model.head.drop.p == 0.3
+    x, model = _input(), model.double().eval()
+    with torch.no_grad():  # a non-zero initial gain is a live branch: the paper's forward on these weights
+        torch.testing.assert_close(model.forward_features(x), reference(model, NfCfg(**SMALL), x)[1][-1])
+    # He init: fan_in * Var(W) is the gain, 2 for rectified inputs and 1 for linear ones (He et al. 2015)
+    for nonlinearity, gain in (("relu", 2.0), ("linear", 1.0)):
+        torch.manual_seed(0)
+        he = timm.create_model(
+            "nf_resnet26", conv_type="he_init", he_init_nonlinearity=nonlinearity, channels=(256, 512),
+            **{k: v for k, v in SMALL.items() if k != "channels"},
+        )  # fmt: skip
+        convs = [m for m in he.stages.modules() if isinstance(m, torch.nn.Conv2d)]
+        var = torch.stack([c.weight.var() * c.weight[0].numel() for c in convs])
+        assert var.mean().item() == pytest.approx(gain, rel=0.05), nonlinearity
+
+
+def test_overrides_through_our_create_model_and_features_only():
+    model = create_model("nf_resnet26", features_only=True, out_indices=(0, 1, 2), **SMALL)
+    assert [i["num_chs"] for i in model.feature_info] == [8, 16, 32]  # 3 levels: the overridden 2 stages
+    with pytest.raises(ValueError, match=r"out_indices=\(0, 3\) is out of range for nf_resnet26: it has 3"):
+        create_model("nf_resnet26", features_only=True, out_indices=(0, 3), **SMALL)
+    assert timm.create_model(
+        "nf_resnet26", depths=[1, 1], channels=[8, 16], stage_strides=[1, 2]
+    ).cfg.depths == (
+        1,
+        1,
+    )  # lists, as a config file gives them, become the config's tuples
+
+
+@pytest.mark.parametrize(
+    ("overrides", "exc", "msg"),
+    [
+        (dict(se_ratoi=0.25), TypeError,
+         r"^NormFreeNet got unexpected keyword arguments \['se_ratoi'\]; did you mean 'se_ratio', .*\? it accepts"),  # noqa: E501
+        (dict(skip_gain=1.0), TypeError, r"did you mean 'skipinit_gain'"),
+        (dict(se_gain=-1), ValueError, r"^se_gain must be a finite number > 0, got -1$"),
+        (dict(se_gain="2"), TypeError, r"^se_gain must be a finite number > 0, got '2' \(str\); pass a number"),  # noqa: E501
+        (dict(act="sillu"), ValueError, r"^act='sillu' is not one of \[.*\]; did you mean 'silu'"),
+        (dict(stem_type="7x7pool"), ValueError, r"did you mean '7x7_pool'"),
+        (dict(depths=(2, "3")), TypeError,
+         r"^depths\[1\] must be a positive int, got '3' \(str\); pass a number, e\.g\. depths\[1\]=3$"),
+        (dict(depths=(2, 0)), ValueError, r"^depths\[1\] must be a positive int, got 0$"),
+        (dict(depths=3), TypeError, r"^depths must be a non-empty tuple of ints, one per stage, got 3 \(int\)$"),  # noqa: E501
+        (dict(depths=(1, 1, 1)), ValueError,
+         r"^depths, channels and stage_strides need one entry per stage, got depths=\(1, 1, 1\), "
+         r"channels=\(16, 32\), stage_strides=\(1, 2\); override them together$"),
+        (dict(act_gamma=1.5, conv_type="he_init"), ValueError, r"act_gamma=1.5 scales the activations of a"),
+        (dict(fold_scalars="no"), TypeError, r"^fold_scalars must be True or False, got 'no' \(str\)$"),
+        (dict(alpha=float("nan")), ValueError, r"^alpha must be a finite number > 0, got nan$"),
+        (dict(group_size=0), ValueError, r"^group_size must be a positive int or None"),
+        (dict(se_ratio=-0.5), ValueError, r"^se_ratio must be a finite number >= 0 or None, got -0.5$"),
+    ],
+)  # fmt: skip
+def test_bad_overrides_say_what_is_wrong(overrides, exc, msg):
+    with pytest.raises(exc, match=msg):
+        timm.create_model("nf_resnet26", **{**SMALL, **overrides})
+
+
+def test_with_overrides_names_close_fields_and_keeps_the_object_when_empty():
+    assert RES.with_overrides() is RES
+    assert RES.with_overrides(alpha=0.5) == NfCfg(**{**RES.__dict__, "alpha": 0.5})
+    with pytest.raises(
+        TypeError, match=r"^NfCfg has no field 'aplha'; did you mean 'alpha'\?; its fields are"
+    ):
+        RES.with_overrides(aplha=0.5)

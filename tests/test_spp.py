@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 from nf_plugins.cli import main as cli_main
-from nf_plugins.models import NormFreeNet
+from nf_plugins.models import NfCfg, NormFreeNet
 from nf_plugins.spp import find_blocks, plot_spp, read_json, signal_propagation, write_json
-from nf_plugins.spp.reference_nets import plain_nf_cfg, preact_resnet
+from nf_plugins.spp.reference_nets import preact_resnet
 
 PANEL_KEYS = ("avg_channel_squared_mean", "avg_channel_variance", "residual_avg_channel_variance")
 
@@ -28,9 +28,11 @@ def _np_stats(y: torch.Tensor) -> tuple[float, float]:
 
 
 def _small_nf() -> NormFreeNet:
-    cfg = plain_nf_cfg(
-        depths=(2, 2), channels=(32, 64), stem_chs=16, stage_strides=(1, 2), alpha=0.5, se_ratio=0.25
-    )
+    # the plain path: gamma and 1/beta stay explicit multiplies, as the hand computation writes them
+    cfg = NfCfg(
+        depths=(2, 2), channels=(32, 64), stem_chs=16, stage_strides=(1, 2), alpha=0.5, se_ratio=0.25,
+        fold_scalars=False,
+    )  # fmt: skip
     model = NormFreeNet(cfg, num_classes=0)
     with torch.no_grad():
         for i, block in enumerate(model.stages.modules()):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nf_plugins.models import NormFreeBlock, NormFreeNet
 from nf_plugins.spp import FIGURES, build_reference, read_json, signal_propagation
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "spp"
@@ -326,3 +328,29 @@ def test_linear_nf_at_512px_loses_only_zero_padding_per_block(source):
         assert kept - 0.015 < rho.mean() < 1.005, (i, rho.mean(), kept)
     means = [r.mean() for r in per_stage(res, stage)]
     assert np.all(np.diff(means) < 0) and 0.75 < means[-1] and means[0] < 0.95
+
+
+NF_NETS = [name for name in FIGURE_OF if name.startswith(("NF", "Linear, NF"))]
+
+
+@pytest.mark.parametrize("name", NF_NETS)
+def test_nf_reference_nets_are_built_from_config_and_fold_as_the_plain_path(name):
+    """Each NF reference net is ``nf_resnet50`` with config overrides, nothing patched: its settings are
+    in ``model.cfg`` and its Scaled WS nets run folded. Its statistics equal those of the plain path
+    (every gamma, 1/beta and skip gain an explicit multiply) on the same weights."""
+    torch.manual_seed(0)
+    model = build_reference(name, 12)
+    cfg = model.cfg
+    assert model.pretrained_cfg["architecture"] == "nf_resnet50" and cfg.depths == (1, 1, 1, 1)
+    assert cfg.skipinit_gain == 1.0 and all(
+        b.skipinit_gain.item() == 1.0 for b in model.modules() if isinstance(b, NormFreeBlock)
+    )
+    assert cfg.folds == (cfg.conv_type == "scaled_ws")
+    assert cfg.act_gamma == (math.sqrt(2) if name == "NF, gamma=sqrt(2)" else None)
+    assert cfg.se_gain == (1.0 if name == "NF, unmodified SE" else 2.0)
+    assert cfg.stem_type == ("7x7" if name in NO_POOL else "7x7_pool")
+    plain = NormFreeNet(replace(cfg, fold_scalars=False), num_classes=0)
+    plain.load_state_dict(model.state_dict())
+    got, want = (signal_propagation(m, img_size=32, batch_size=2) for m in (model, plain))
+    for key in PANEL_KEYS:
+        np.testing.assert_allclose(got.column(key), want.column(key), rtol=1e-4, err_msg=key)

@@ -3,7 +3,7 @@
 import torch
 from timm.layers import DropPath
 
-from .activations import GAMMA_TABLE, GammaAct, create_act, estimate_gamma, get_gamma
+from .activations import ACTIVATIONS, GAMMA_TABLE, GammaAct, create_act, estimate_gamma, get_gamma
 from .scaled_std_conv import ScaledStdConv2d, he_init_conv2d
 from .squeeze_excite import NFSqueezeExcite
 
@@ -23,6 +23,7 @@ def StochasticDepth(drop_prob: float = 0.0) -> DropPath:  # noqa: N802 - reads a
 
 
 __all__ = [
+    "ACTIVATIONS",
     "GAMMA_TABLE",
     "GammaAct",
     "NFSqueezeExcite",

@@ -14,6 +14,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from ..errors import did_you_mean
+
 ActFn = Callable[[torch.Tensor], torch.Tensor]
 
 # Modules, not functions, so that TorchScript can compile GammaAct.
@@ -36,6 +38,7 @@ _ACT_LAYERS: dict[str, Callable[[], nn.Module]] = {
     "relu6": nn.ReLU6,
     "identity": nn.Identity,
 }
+ACTIVATIONS: tuple[str, ...] = tuple(_ACT_LAYERS)  # the names create_act and GammaAct accept
 
 # 1 / sqrt(Var(g(x))) for x ~ N(0, 1), by quadrature over [-12, 12] in float64.
 GAMMA_TABLE: dict[str, float] = {
@@ -78,7 +81,10 @@ def create_act(name: str, inplace: bool = False) -> nn.Module:
     try:
         factory = _ACT_LAYERS[name]
     except KeyError:
-        raise ValueError(f"unknown activation {name!r}; expected one of {sorted(_ACT_LAYERS)}") from None
+        hint = did_you_mean(str(name), _ACT_LAYERS)
+        raise ValueError(
+            f"unknown activation {name!r}; {hint + ' ' if hint else ''}expected one of {sorted(_ACT_LAYERS)}"
+        ) from None
     if inplace and name in _INPLACE_CAPABLE:
         return factory(inplace=True)
     return factory()

@@ -10,12 +10,17 @@ from .activations import GammaAct
 
 
 class NFSqueezeExcite(nn.Module):
-    """``gain * sigmoid(fc2(act(fc1(mean_hw(x))))) * x`` with ``gain = 2``."""
+    """``gain * sigmoid(fc2(act(fc1(mean_hw(x))))) * x`` with ``gain = 2`` (1: the unmodified SE).
 
-    def __init__(self, channels: int, hidden: int, act: str = "silu", gain: float = 2.0) -> None:
+    ``gamma``: the hidden activation's gamma (None: the activation's own, as ``GammaAct``).
+    """
+
+    def __init__(
+        self, channels: int, hidden: int, act: str = "silu", gain: float = 2.0, gamma: float | None = None
+    ) -> None:
         super().__init__()
         self.fc1 = nn.Conv2d(channels, hidden, 1, bias=True)
-        self.act = GammaAct(act)
+        self.act = GammaAct(act, gamma=gamma)
         self.fc2 = nn.Conv2d(hidden, channels, 1, bias=True)
         self.gain = gain
 

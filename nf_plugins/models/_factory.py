@@ -9,7 +9,6 @@ them raise instead of silently returning random weights.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import os
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from timm.models import _registry, build_model_with_cfg
 from timm.models._builder import resolve_pretrained_cfg
 from timm.models._pretrained import PretrainedCfg
 
+from ..errors import close_matches, did_you_mean
 from ._validate import check_feature_indices, check_pretrained_cfg_overlay
 from ._weights import (
     check_local_dir,
@@ -29,7 +29,7 @@ from ._weights import (
     load_checkpoint_checked,
     read_local_dir_config,
 )
-from .normfree import NfCfg, NormFreeNet
+from .normfree import NfCfg, NormFreeNet, pop_overrides
 
 OUR_TAG = "untrained"
 
@@ -87,20 +87,25 @@ def _resolved_timm_tag(variant: str, pretrained_cfg: Any) -> bool:
 
 
 def create_nf(variant: str, cfg: NfCfg, pretrained: bool = False, **kwargs: Any) -> NormFreeNet:
-    """Build ``variant`` (paper-exact) or, for one of timm's weight tags, timm's own model."""
+    """Build ``variant`` (paper-exact) or, for one of timm's weight tags, timm's own model.
+
+    ``kwargs`` that name ``NfCfg`` fields override ``cfg`` (``se_ratio=0.25``), as timm's nfnet does.
+    """
     check_pretrained_cfg_overlay(kwargs.get("pretrained_cfg_overlay"))
     tag = _requested_tag(kwargs.get("pretrained_cfg"))
     known = [OUR_TAG, *timm_weight_tags(variant)]
     if tag is not None and tag not in known:
-        close = difflib.get_close_matches(tag, known, n=3)
+        hint = did_you_mean(tag, known, n=1)
         raise ValueError(
             f"unknown pretrained tag {tag!r} for {variant}; available tags: {known}"
-            + (f" (did you mean {close[0]!r}?)" if close else "")
+            + (f" ({hint})" if hint else "")
         )
     if tag in timm_weight_tags(variant) or _resolved_timm_tag(variant, kwargs.get("pretrained_cfg")):
         # timm's weights are for timm's variant of this network: build that one.
         return _TIMM_ORIGINALS[variant].entrypoint(pretrained=pretrained, **kwargs)
     check_num_classes(kwargs.get("num_classes"))
+    kwargs = dict(kwargs)
+    cfg = pop_overrides(cfg, kwargs)
     where = variant
     if pretrained:
         resolved = resolve_pretrained_cfg(
@@ -144,6 +149,32 @@ def _weights_location(src: PretrainedCfg, variant: str) -> str:
     return where
 
 
+def check_model_name(name: str, key: str | None = None) -> None:
+    """``ValueError`` naming the closest registered models when timm has no ``name`` (``arch[.tag]``;
+    ``hf-hub:``/``local-dir:`` sources are timm's to resolve). timm's own error names no alternatives.
+
+    ``key``: the config key the name came from (e.g. ``model.backbone.model_name``), for the message.
+    """
+    import timm
+
+    arch = name.split(".", 1)[0]
+    if ":" in name or timm.is_model(arch):
+        return
+    close = close_matches(arch, timm.list_models(), n=5)
+    hint = f"did you mean {', '.join(close)}?" if close else "see timm.list_models('nf_*')"
+    raise ValueError(f"{f'{key}={name!r} is not a timm model' if key else f'unknown model {arch!r}'}; {hint}")
+
+
+def check_checkpoint_file(path: Any, shown_as: str | None = None, fix: str = "") -> None:
+    """``FileNotFoundError`` unless ``path`` (if set) is an existing file; timm's own error has no message.
+
+    ``shown_as``: how the message names it (default ``checkpoint_path '<path>'``); ``fix``: what to do.
+    """
+    if path and not os.path.isfile(path):
+        shown = shown_as or f"checkpoint_path {str(path)!r}"
+        raise FileNotFoundError(f"{shown} does not exist or is not a file" + (f"; {fix}" if fix else ""))
+
+
 def create_model(name: str, **kwargs: Any) -> Any:
     """``timm.create_model`` for our tools: an unknown name raises ``ValueError`` with close matches.
 
@@ -153,18 +184,12 @@ def create_model(name: str, **kwargs: Any) -> Any:
 
     if not isinstance(name, str) or not name:
         raise TypeError(f"model name must be a non-empty string, got {name!r}")
-    if ":" not in name:  # hf-hub:/local-dir: sources are resolved by timm itself
-        arch = name.split(".", 1)[0]
-        if not timm.is_model(arch):
-            close = difflib.get_close_matches(arch, timm.list_models(), n=5, cutoff=0.6)
-            hint = f"; did you mean {', '.join(close)}?" if close else "; see timm.list_models('nf_*')"
-            raise ValueError(f"unknown model {arch!r}{hint}")
+    check_model_name(name)
     if name.startswith("local-dir:"):  # timm's json.load names no file; 10**9 classes would allocate first
         read_local_dir_config(name[len("local-dir:") :])
     kwargs = dict(kwargs)
     checkpoint = kwargs.pop("checkpoint_path", None)
-    if checkpoint and not os.path.isfile(checkpoint):  # timm raises a FileNotFoundError with no message
-        raise FileNotFoundError(f"checkpoint_path {str(checkpoint)!r} does not exist or is not a file")
+    check_checkpoint_file(checkpoint)
     try:
         model = timm.create_model(name, **kwargs)
         # timm's own checkpoint_path loading casts dtypes silently: load with the checks instead

@@ -10,13 +10,14 @@ Proxy, so the traced graph still checks real tensors when it runs.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import numbers
 from collections.abc import Mapping
 from typing import Any
 
 import torch
+
+from ..errors import close_matches, did_you_mean
 
 
 def check_image_batch(x: torch.Tensor, in_chans: int, min_size: int = 32) -> None:
@@ -242,7 +243,7 @@ def check_pretrained_cfg_overlay(overlay: Any, min_px: int = 32) -> None:
     fields = [f.name for f in dataclasses.fields(PretrainedCfg)]
     unknown = sorted(str(k) for k in overlay if k not in fields)
     if unknown:
-        close = [m for k in unknown for m in difflib.get_close_matches(k, fields, n=1)]
+        close = [m for k in unknown for m in close_matches(k, fields, n=1)]
         raise TypeError(
             f"pretrained_cfg_overlay has unknown keys {unknown}"
             + (f" (did you mean {close}?)" if close else "")
@@ -273,3 +274,103 @@ def check_pretrained_cfg_overlay(overlay: Any, min_px: int = 32) -> None:
             isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0
         ):
             raise _bad_overlay(key, value, "expected an int >= 0")
+
+
+# ---- NfCfg overrides (``timm.create_model("nf_resnet50", se_ratio=0.25)``) ---------------------------------
+
+
+def _int_tuple(name: str, value: Any) -> tuple[int, ...]:
+    """One positive int per stage, as a tuple (a config file's list is accepted)."""
+    if isinstance(value, (list, tuple)) and value:
+        return tuple(check_int_arg(f"{name}[{i}]", v, 1, "positive int") for i, v in enumerate(value))
+    raise TypeError(f"{name} must be a non-empty tuple of ints, one per stage, got {_got(value)}")
+
+
+def _real(name: str, value: Any, bound: str = "", optional: bool = False) -> float | None:
+    """A finite real number within ``bound`` ("> 0", ">= 0" or "": any); ``None`` too if ``optional``."""
+    if value is None and optional:
+        return None
+    what = f"a finite number{' ' + bound if bound else ''}{' or None' if optional else ''}"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be {what}, got {_got(value)}{_number_hint(name, value)}")
+    if not math.isfinite(value) or (bound == "> 0" and value <= 0) or (bound == ">= 0" and value < 0):
+        raise ValueError(f"{name} must be {what}, got {value}")
+    return float(value)
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        hint = did_you_mean(str(value), choices)
+        raise ValueError(f"{name}={value!r} is not one of {list(choices)}{'; ' + hint if hint else ''}")
+    return value
+
+
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {_got(value)}")
+    return value
+
+
+def _optional_int(name: str, value: Any, minimum: int, meaning: str) -> int | None:
+    return None if value is None else check_int_arg(name, value, minimum, meaning)
+
+
+def _check_activation(name: str, value: Any) -> str:
+    from ..layers import ACTIVATIONS
+
+    return _choice(name, value, ACTIVATIONS)
+
+
+# One check per NfCfg field: the value as the config stores it (lists become tuples, ints stay ints).
+_CFG_CHECKS: dict[str, Any] = {
+    "depths": _int_tuple,
+    "channels": _int_tuple,
+    "stem_type": lambda n, v: _choice(n, v, ("7x7_pool", "7x7", "3x3")),
+    "stem_chs": lambda n, v: check_int_arg(n, v, 1, "positive int"),
+    "stage_strides": _int_tuple,
+    "bottle_ratio": lambda n, v: _real(n, v, "> 0"),
+    "bottle_from": lambda n, v: _choice(n, v, ("out", "in")),
+    "first_block_ratio": lambda n, v: _real(n, v, "> 0", optional=True),
+    "group_size": lambda n, v: _optional_int(n, v, 1, "positive int or None (a dense conv)"),
+    "se_ratio": lambda n, v: _real(n, v, ">= 0", optional=True),  # 0 or None: no squeeze-excite
+    "se_gain": lambda n, v: _real(n, v, "> 0"),
+    "shortcut_pool": _flag,
+    "num_features": lambda n, v: _optional_int(n, v, 0, "int >= 0 or None (0 or None: no final conv)"),
+    "act": _check_activation,
+    "act_gamma": lambda n, v: _real(n, v, "> 0", optional=True),
+    "alpha": lambda n, v: _real(n, v, "> 0"),
+    "skipinit_gain": lambda n, v: _real(n, v),
+    "conv_type": lambda n, v: _choice(n, v, ("scaled_ws", "he_init")),
+    "he_init_nonlinearity": lambda n, v: _choice(n, v, ("relu", "linear")),
+    "fold_scalars": _flag,
+    "drop_rate": check_rate,
+}
+
+
+def check_cfg_overrides(overrides: Mapping[str, Any], fields: list[str]) -> dict[str, Any]:
+    """``overrides`` of an NF config's ``fields``, each checked (a clear ``TypeError``/``ValueError`` instead
+    of a failure deep inside the builder) and normalised; an unknown key names the close field names."""
+    unknown = sorted(str(k) for k in overrides if k not in fields)
+    if unknown:
+        hint = did_you_mean(unknown[0], fields)
+        raise TypeError(
+            f"NfCfg has no field {unknown[0]!r}{'; ' + hint if hint else ''}; its fields are {fields}"
+        )
+    return {key: _CFG_CHECKS[key](key, value) for key, value in overrides.items()}
+
+
+def check_cfg_consistency(cfg: Any) -> None:
+    """The rules that tie an NfCfg's fields together: one depth, width and stride per stage; act_gamma only
+    where activations are gamma-scaled (Scaled WS; He init uses plain activations)."""
+    per_stage = (cfg.depths, cfg.channels, cfg.stage_strides)
+    if len({len(v) for v in per_stage}) > 1:
+        raise ValueError(
+            "depths, channels and stage_strides need one entry per stage, got "
+            f"depths={cfg.depths}, channels={cfg.channels}, stage_strides={cfg.stage_strides}; "
+            "override them together"
+        )
+    if cfg.act_gamma is not None and cfg.conv_type != "scaled_ws":
+        raise ValueError(
+            f"act_gamma={cfg.act_gamma} scales the activations of a Scaled WS net; conv_type="
+            f"{cfg.conv_type!r} uses plain activations (drop act_gamma or use conv_type='scaled_ws')"
+        )

@@ -12,7 +12,7 @@ The variant tables live in ``nf_resnet.py`` and ``nf_regnet.py``.
 
 # No ``from __future__ import annotations`` here: FX copies the root forward's annotation into the traced
 # graph, and a string "torch.Tensor" becomes a name (``_torch_Tensor_``) that TorchScript cannot resolve.
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
 
 import torch
@@ -21,6 +21,7 @@ from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint_seq
 from torch import nn
 
+from ..errors import did_you_mean
 from ..layers import (
     GammaAct,
     NFSqueezeExcite,
@@ -30,6 +31,8 @@ from ..layers import (
     he_init_conv2d,
 )
 from ._validate import (
+    check_cfg_consistency,
+    check_cfg_overrides,
     check_class_count,
     check_feature_indices,
     check_global_pool,
@@ -45,11 +48,16 @@ torch.fx.wrap("check_model_input")
 
 @dataclass(frozen=True)
 class NfCfg:
-    """Architecture of one NF network variant."""
+    """Architecture of one NF network variant: everything the builder reads, and nothing patched after it.
+
+    Any field can be overridden where a model is created, as timm's ``replace(cfg, **kwargs)``:
+    ``timm.create_model("nf_resnet50", se_ratio=0.25, act_gamma=2 ** 0.5)`` (see ``with_overrides``).
+    """
 
     depths: tuple[int, ...]
     channels: tuple[int, ...]
-    stem_type: Literal["7x7_pool", "3x3"] = "7x7_pool"
+    # 7x7/2 conv + 3x3/2 max-pool (ResNet), 7x7/2 conv alone (the paper's figure 7), or 3x3/2 conv (RegNet)
+    stem_type: Literal["7x7_pool", "7x7", "3x3"] = "7x7_pool"
     stem_chs: int = 64
     stage_strides: tuple[int, ...] = (1, 2, 2, 2)
     # Bottleneck width: ``out_chs * ratio`` (ResNet) or ``in_chs * ratio`` (inverted, RegNet).
@@ -58,13 +66,18 @@ class NfCfg:
     first_block_ratio: float | None = None  # ratio of the network's very first block, if different
     group_size: int | None = None  # channels per group of the 3x3 conv; None: dense conv
     se_ratio: float | None = None  # SE hidden width as a fraction of the bottleneck width
+    se_gain: float = 2.0  # SE output gain: 2 undoes the sigmoid gate's halving of the variance (section 4.4)
     shortcut_pool: bool = False  # transition shortcut: 2x2 avg-pool + 1x1 conv instead of strided 1x1
     num_features: int | None = None  # final 1x1 conv width before pooling; None: no final conv
     act: str = "relu"
+    act_gamma: float | None = None  # gamma of every activation (Scaled WS nets); None: the activation's own
     alpha: float = 0.2
+    skipinit_gain: float = 0.0  # initial value of each block's learnable skip gain (SkipInit: 0)
     # "scaled_ws": the NF recipe. "he_init": plain He-initialised convs with unscaled activations,
     # the unnormalized baseline whose mean shift the paper's figure 2 shows.
     conv_type: Literal["scaled_ws", "he_init"] = "scaled_ws"
+    # He gain of "he_init" convs: "relu" (2, rectified inputs) or "linear" (1, figure 7's linear nets)
+    he_init_nonlinearity: Literal["relu", "linear"] = "relu"
     # Fold the activation gammas and 1/beta into the next Scaled WS conv's weight, fuse skip gain x alpha
     # (and the stochastic-depth mask) into one multiply-add, and run branch activations in place. Exact
     # algebra (the constants multiply *after* each nonlinearity, so no homogeneity is needed); False keeps
@@ -82,6 +95,15 @@ class NfCfg:
         """The gamma of this network's activation (1 for He init, whose weights carry the ReLU gain)."""
         return self.act_layer().gamma
 
+    def with_overrides(self, **overrides: Any) -> "NfCfg":
+        """This config with ``overrides`` of its fields, each value checked first; unknown keys name the
+        closest fields. The result is this very object when nothing is overridden."""
+        if not overrides:
+            return self
+        cfg = replace(self, **check_cfg_overrides(overrides, list(CFG_FIELDS)))
+        check_cfg_consistency(cfg)
+        return cfg
+
     def conv(
         self, in_chs: int, out_chs: int, kernel_size: int, input_scale: float = 1.0, **kwargs: Any
     ) -> nn.Module:
@@ -98,7 +120,7 @@ class NfCfg:
         """This network's activation: gamma-scaled for Scaled WS, plain (gamma 1) for He init or when
         ``folded`` (its gamma then lives in the next conv's weight)."""
         plain = folded or self.conv_type != "scaled_ws"
-        return GammaAct(self.act, gamma=1.0 if plain else None, inplace=inplace)
+        return GammaAct(self.act, gamma=1.0 if plain else self.act_gamma, inplace=inplace)
 
     def bottleneck_width(self, in_chs: int, out_chs: int, first_in_net: bool) -> tuple[int, int]:
         """(width, groups) of a block's bottleneck, rounded down to whole groups as the paper does."""
@@ -108,6 +130,18 @@ class NfCfg:
             return width, 1
         groups = max(1, width // self.group_size)
         return groups * self.group_size, groups
+
+
+CFG_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(NfCfg))
+
+
+def pop_overrides(cfg: NfCfg, kwargs: dict[str, Any]) -> NfCfg:
+    """``cfg`` with the NfCfg fields among ``kwargs`` (removed from it) applied, checked.
+
+    ``drop_rate`` stays in ``kwargs``: it is also the model's own argument, which takes precedence.
+    """
+    overrides = {key: kwargs.pop(key) for key in CFG_FIELDS if key in kwargs and key != "drop_rate"}
+    return cfg.with_overrides(**overrides)
 
 
 class TransitionShortcut(nn.Module):
@@ -165,12 +199,16 @@ class NormFreeBlock(nn.Module):
         )
         se_chs = max(1, int(mid_chs * cfg.se_ratio)) if cfg.se_ratio else 0
         # The SE gain (x2) precedes act3; SiLU is not positively homogeneous, so it cannot move into conv3.
-        self.se = NFSqueezeExcite(mid_chs, se_chs, cfg.act) if se_chs else nn.Identity()
+        self.se = (
+            NFSqueezeExcite(mid_chs, se_chs, cfg.act, gain=cfg.se_gain, gamma=cfg.act_gamma)
+            if se_chs
+            else nn.Identity()
+        )
         self.act3 = cfg.act_layer(folded=self.folded, inplace=self.folded)
         self.conv3 = cfg.conv(mid_chs, out_chs, 1, input_scale=gamma)
         self.drop_path_rate = float(drop_path)
         self.drop_path = StochasticDepth(drop_path) if drop_path > 0 else nn.Identity()
-        self.skipinit_gain = nn.Parameter(torch.zeros(()))
+        self.skipinit_gain = nn.Parameter(torch.full((), float(cfg.skipinit_gain)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.act1(x)
@@ -206,18 +244,15 @@ class NormFreeBlock(nn.Module):
 
 
 class NfStem(nn.Module):
-    """ResNet stem (7x7/2 Scaled WS conv + 3x3/2 max-pool) or RegNet stem (3x3/2 Scaled WS conv)."""
+    """ResNet stem (7x7/2 Scaled WS conv + 3x3/2 max-pool, or without the pool) or RegNet stem (3x3/2)."""
 
     def __init__(self, cfg: NfCfg, in_chans: int) -> None:
         super().__init__()
-        if cfg.stem_type == "7x7_pool":
-            self.conv = cfg.conv(in_chans, cfg.stem_chs, 7, stride=2)
-            self.pool: nn.Module = nn.MaxPool2d(3, stride=2, padding=1)
-        elif cfg.stem_type == "3x3":
-            self.conv = cfg.conv(in_chans, cfg.stem_chs, 3, stride=2)
-            self.pool = nn.Identity()
-        else:
-            raise ValueError(f"unknown stem_type {cfg.stem_type!r}; expected '7x7_pool' or '3x3'")
+        if cfg.stem_type not in ("7x7_pool", "7x7", "3x3"):
+            raise ValueError(f"unknown stem_type {cfg.stem_type!r}; expected '7x7_pool', '7x7' or '3x3'")
+        self.conv = cfg.conv(in_chans, cfg.stem_chs, 3 if cfg.stem_type == "3x3" else 7, stride=2)
+        pooled = cfg.stem_type == "7x7_pool"
+        self.pool: nn.Module = nn.MaxPool2d(3, stride=2, padding=1) if pooled else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool(self.conv(x))
@@ -238,11 +273,15 @@ class NormFreeNet(nn.Module):
         **kwargs: Any,
     ) -> None:
         super().__init__()
+        cfg = pop_overrides(cfg, kwargs)
         if kwargs:
+            own = ("num_classes", "in_chans", "global_pool", "output_stride", "drop_rate", "drop_path_rate")
+            hint = did_you_mean(sorted(kwargs)[0], (*own, *CFG_FIELDS))
             raise TypeError(
-                f"NormFreeNet got unexpected keyword arguments {sorted(kwargs)}; it accepts num_classes, "
-                "in_chans, global_pool, output_stride (8, 16 or 32), drop_rate, drop_path_rate "
-                "(and timm's features_only, out_indices, pretrained, pretrained_cfg)"
+                f"NormFreeNet got unexpected keyword arguments {sorted(kwargs)}; {hint + ' ' if hint else ''}"
+                "it accepts num_classes, in_chans, global_pool, output_stride (8, 16 or 32), drop_rate, "
+                "drop_path_rate (and timm's features_only, out_indices, pretrained, pretrained_cfg), and "
+                f"overrides of the NfCfg fields {', '.join(f for f in CFG_FIELDS if f != 'drop_rate')}"
             )
         if output_stride not in (8, 16, 32) or isinstance(output_stride, bool):
             raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride!r}")
@@ -319,6 +358,18 @@ class NormFreeNet(nn.Module):
             self.num_features, num_classes, pool_type=global_pool, drop_rate=self.drop_rate
         )
         self._zero_init_classifier()
+        if cfg.conv_type == "he_init" and cfg.he_init_nonlinearity == "linear":
+            self._he_init_linear()
+
+    @torch.no_grad()
+    def _he_init_linear(self) -> None:
+        """He et al.'s fan_in * Var(W) * E[x^2] = 1 for unrectified inputs: Gaussian weights of gain 1
+        (section 4.1's linear nets; he_init convs are built with the ReLU gain 2). Drawn after construction,
+        in module order, which is the random stream the committed figure-7 statistics were computed with."""
+        se_convs = {id(c) for m in self.modules() if isinstance(m, NFSqueezeExcite) for c in m.modules()}
+        for conv in self.modules():
+            if isinstance(conv, nn.Conv2d) and id(conv) not in se_convs:
+                nn.init.kaiming_normal_(conv.weight, mode="fan_in", nonlinearity="linear")
 
     def _zero_init_classifier(self) -> None:
         fc = self.get_classifier()

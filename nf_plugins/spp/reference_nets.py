@@ -2,9 +2,10 @@
 
 All are ResNet-600-style bottleneck nets by default: 4 stages of 50 blocks (600 = 4 x 50 x 3 convs),
 widths 256/512/1024/2048, a 7x7/2 stem conv and 3x3/2 max-pool. The NF variants are our own
-``NormFreeNet`` built from an ``NfCfg`` (SkipInit gains set to 1, since the paper's SPPs show the
-branches at work); the post-activation ResNet-V1 is timm's ``ResNet``; the pre-activation BN /
-unnormalized / linear nets and FixUp are defined here from torch's BatchNorm and our He-init conv.
+``NormFreeNet``, made by ``create_model("nf_resnet50", ...)`` from config overrides alone (SkipInit gains
+1, since the paper's SPPs show the branches at work; constants folded as in every NF model); the
+post-activation ResNet-V1 is timm's ``ResNet``; the pre-activation BN / unnormalized / linear nets and
+FixUp are defined here from torch's BatchNorm and our He-init conv.
 
 He init follows He et al. (2015)'s derivation ``fan_in * Var(W) * E[x^2] = 1``: gain 2 for a conv
 whose input is rectified (E[x^2] = Var/2), gain 1 where its input is not (after BN in ReLU-BN-Conv,
@@ -20,8 +21,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from ..layers import NFSqueezeExcite, create_act, he_init_conv2d
-from ..models.normfree import NfCfg, NormFreeBlock, NormFreeNet
+from ..layers import create_act, he_init_conv2d
+from ..models import NormFreeNet, create_model
 from .adapters import BlockFamily, register_family
 
 WIDTHS = (256, 512, 1024, 2048)
@@ -175,16 +176,6 @@ register_family(
 register_family(BlockFamily("reference FixUp", (FixupBottleneck,), lambda m: m.scale_bias))
 
 
-def plain_nf_cfg(**kwargs) -> NfCfg:
-    """An ``NfCfg`` whose gammas, 1/beta and skip gains stay explicit multiplies on the activations.
-
-    The SPP variants change those constants after building (gamma = sqrt(2), SkipInit gain 1), which
-    needs them as attributes rather than folded into conv weights.
-    """
-    kwargs.setdefault("fold_scalars", False)
-    return NfCfg(**kwargs)
-
-
 # ---- builders ------------------------------------------------------------------------------------
 def preact_resnet(
     depth: int = 600,
@@ -230,45 +221,32 @@ def nf_resnet(
     pool: bool = True,
     widths: tuple[int, ...] = WIDTHS,
 ) -> NormFreeNet:
-    """NF-ResNetV2 (our ``NormFreeNet``) with SkipInit gains set to 1.
+    """NF-ResNetV2 (our ``NormFreeNet``: ``nf_resnet50`` with config overrides) with SkipInit gains 1.
 
-    ``gamma`` overrides the activation gain on the residual branches (the paper's figure 8 uses
-    sqrt(2)); ``se_gain`` adds squeeze-excite (ratio 1/4 of the bottleneck, 1/16 of the block width)
-    with that output gain (2 is the NF correction, 1 the unmodified SE of figure 9). ``conv_type="he_init"``
-    with ``act="identity"`` is figure 7's linear NF net: plain Gaussian weights of gain 1 (section 4.1).
-    ``widths``: the 4 stages' output widths (the paper's by default; smaller ones for cheap tests).
+    ``gamma`` overrides the gain of every activation (the paper's figure 8 uses sqrt(2)); ``se_gain`` adds
+    squeeze-excite (ratio 1/4 of the bottleneck, 1/16 of the block width) with that output gain (2 is the
+    NF correction, 1 the unmodified SE of figure 9). ``conv_type="he_init"`` with ``act="identity"`` is
+    figure 7's linear NF net: plain Gaussian weights of gain 1 (section 4.1). ``pool=False`` drops the
+    stem's max-pool (figure 7). ``widths``: the 4 stages' output widths (the paper's by default; smaller
+    ones for cheap tests).
     """
-    n = blocks_per_stage(depth)
-    cfg = plain_nf_cfg(
-        depths=(n,) * 4,
+    linear = conv_type == "he_init" and act == "identity"
+    return create_model(
+        "nf_resnet50",
+        num_classes=0,
+        depths=(blocks_per_stage(depth),) * 4,
         channels=tuple(widths),
+        stem_type="7x7_pool" if pool else "7x7",
         stem_chs=widths[0] // 4,
         alpha=alpha,
         conv_type=conv_type,
+        he_init_nonlinearity="linear" if linear else "relu",
         act=act,
+        act_gamma=gamma,
         se_ratio=0.25 if se_gain is not None else None,
+        se_gain=2.0 if se_gain is None else se_gain,
+        skipinit_gain=1.0,
     )
-    model = NormFreeNet(cfg, num_classes=0)
-    if conv_type == "he_init" and act == "identity":
-        # He et al.'s fan_in * Var(W) * E[x^2] = 1 with unrectified inputs: Gaussian weights of gain 1
-        # (section 4.1's linearized net; he_init convs carry the ReLU gain 2).
-        for conv in model.modules():
-            if isinstance(conv, nn.Conv2d):
-                nn.init.kaiming_normal_(conv.weight, mode="fan_in", nonlinearity="linear")
-    if not pool:
-        model.stem.pool = nn.Identity()
-    for block in model.modules():
-        if not isinstance(block, NormFreeBlock):
-            continue
-        with torch.no_grad():
-            block.skipinit_gain.fill_(1.0)
-        if gamma is not None:
-            for a in (block.act1, block.act2, block.act3):
-                a.gamma = float(gamma)
-        if se_gain is not None:
-            assert isinstance(block.se, NFSqueezeExcite)
-            block.se.gain = float(se_gain)
-    return model
 
 
 REFERENCE_NETS: dict[str, Callable[[int], nn.Module]] = {
