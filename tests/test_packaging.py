@@ -91,10 +91,8 @@ PROBE = """
 import contextlib, importlib, importlib.metadata, io, json, sys, warnings
 warnings.simplefilter("ignore")
 import nf_plugins
+import nf_plugins.downstream  # as a user does first: registers our modules and the nf_plugins:: scope
 from nf_plugins.cli import COMMANDS
-from nf_plugins.mim import register_scope
-
-register_scope()
 from mmengine.config import Config
 from mmengine.hub import get_config
 
@@ -154,7 +152,7 @@ def test_installed_wheel_resolves_nf_plugins_configs(probe, venv):
 
     site = Path(probe["nf_plugins"]).resolve().parents[1]
     assert site.is_relative_to(venv.resolve()), probe["nf_plugins"]  # the wheel, not the checkout
-    assert Path(probe["downstream"]).resolve().is_relative_to(site)  # custom_imports from the wheel too
+    assert Path(probe["downstream"]).resolve().is_relative_to(site)
     assert Path(probe["depth_file"]).resolve() == site / "nf_plugins" / ".mim" / "configs" / DEPTH
 
     voc, depth = probe["voc"], probe["depth"]
@@ -195,9 +193,7 @@ def test_installed_wheel_has_every_command(probe, venv):
 CHECKOUT_PROBE = """
 import json, warnings
 warnings.simplefilter("ignore")
-from nf_plugins.mim import register_scope
-
-register_scope()
+import nf_plugins.downstream  # registers the nf_plugins:: scope
 from mmengine.hub import get_config
 
 cfg = get_config("nf_plugins::<DEPTH>")

@@ -16,8 +16,10 @@ from .datasets.seg_datasets import CheckedNYUDataset, CheckedPascalVOCDataset
 from .models.seg_head import GammaReLU, NFFCNHead
 from .datasets.seg_transforms import RandomRescale, ValidateSegSample
 from .._quiet import quiet_mmengine_logs_if_requested  # noqa: I001
+from ..mim import register_scope
 
 quiet_mmengine_logs_if_requested()  # an entry point that asked for quiet output gets it from mmengine too
+register_scope()  # configs may inherit ours as `_base_ = "nf_plugins::segmentation/..."` (nf_plugins.mim)
 
 __all__ = [
     "CheckedNYUDataset",
