@@ -57,6 +57,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export-onnx": ("nf_plugins.deploy", "export a model to ONNX with Scaled WS folded into plain convs"),
     "validate": ("nf_plugins.evaluate", "top-1/top-5 of a timm model on an ImageFolder, as JSON"),
     "collect-results": ("nf_plugins.results", "README Table 6/7 'ours' columns from VOC/NYU work dirs"),
+    "prepare-voc": ("nf_plugins.data.voc", "VOC2012 + SBD archives -> mmseg's VOCaug layout, checked"),
+    "prepare-nyu": ("nf_plugins.data.nyu", "NYUv2 (.mat + splits, or mmseg's zip) -> mmseg's NYU layout"),
     "train-imagenet": ("nf_plugins.train.cli", "the paper's ImageNet recipe (single process or torchrun)"),
     "export-hub": ("nf_plugins.hub.cli", "a model or training checkpoint to timm's Hub layout (and publish)"),
     "train": ("nf_plugins.downstream.commands.train", "train an mmseg config (mmseg's tools/train.py flags)"),

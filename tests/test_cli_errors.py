@@ -69,6 +69,18 @@ CASES: dict[str, list[tuple[str, list[str], str]]] = {
         ("bad_argument", ["{tmp}", "--output", "{tmp}"], "--output '{tmp}' is a folder; give a file path"),
         ("missing_file", ["{tmp}/run"], "{tmp}/run has no test_metrics.json"),
     ],
+    "prepare-voc": [
+        ("bad_argument", ["--expect-val", "many"], "argument --expect-val: invalid int value: 'many'"),
+        (
+            "missing_file",
+            ["--voc-tar", "{tmp}/missing.tar", "--out", "{tmp}/data"],
+            "--voc-tar {tmp}/missing.tar does not exist",
+        ),
+    ],
+    "prepare-nyu": [
+        ("bad_argument", ["{tmp}/l.mat", "-o", "{tmp}/o"], "a .mat source needs --splits splits.mat"),
+        ("missing_file", ["{tmp}/missing.zip", "-o", "{tmp}/o"], "{tmp}/missing.zip does not exist"),
+    ],
     "train": [
         (
             "bad_argument",

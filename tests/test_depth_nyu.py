@@ -25,6 +25,7 @@ CONFIG = ROOT / "configs/depth/uproj_nf-resnet50_8xb32-7.5k_nyu-304x228.py"
 H, W = 480, 640  # the labeled set's resolution
 
 
+from nf_plugins.cli import main as nf_plugins_main  # noqa: E402
 from nf_plugins.data import nyu as prepare_nyu  # noqa: E402
 
 
@@ -114,7 +115,7 @@ def test_prepare_nyu_rejects_mat_without_expected_datasets(tmp_path):
         f.create_dataset("accelData", data=np.zeros((2, 4)))
     write_splits(tmp_path / "splits.mat", [1], [2])
     res = _run(ROOT / "tools/prepare_nyu.py", bad, "--splits", tmp_path / "splits.mat", "-o", tmp_path / "o")
-    assert res.returncode == 1
+    assert res.returncode == 2  # the CLI's one-line error (the tool returned 1 before it became a wrapper)
     assert "not_labeled.mat: missing dataset(s) ['depths']" in res.stderr and "accelData" in res.stderr
     v5 = tmp_path / "v5.mat"  # an old-style (non-HDF5) .mat
     scipy_io.savemat(v5, {"images": np.zeros(3)})
@@ -176,6 +177,29 @@ def test_prepare_nyu_accepts_mmseg_zip_layout(tmp_path):
     assert (tmp_path / "nyu/annotations/test/bedroom_0003_00003.png").is_file()  # mmseg's own naming
 
 
+def test_mmseg_zip_reorganized_exactly_as_mmseg_own_converter(tmp_path):
+    """prepare-nyu's ``reorganize`` (ours: mmseg's script imports mmengine, which data preparation must not
+    need) gives the tree mmseg's ``tools/dataset_converters/nyu.py`` gives on the same zip: same paths, same
+    bytes. mmseg's script is run as shipped (its ``reorganize`` on the extracted ``nyu/``)."""
+    import importlib.util
+
+    _mmseg_zip(tmp_path / "nyu.zip")
+    mmseg_dir = Path(importlib.util.find_spec("mmseg").submodule_search_locations[0])
+    script = runpy.run_path(str(mmseg_dir / ".mim/tools/dataset_converters/nyu.py"), run_name="mmseg_nyu")
+    with zipfile.ZipFile(tmp_path / "nyu.zip") as zf:
+        zf.extractall(tmp_path / "raw")
+    theirs = tmp_path / "theirs"
+    for sub in ("images/train", "images/test", "annotations/train", "annotations/test"):
+        (theirs / sub).mkdir(parents=True)  # what its main() makes before reorganize
+    script["reorganize"](str(tmp_path / "raw/nyu"), str(theirs))
+    prepare_nyu.convert_mmseg_zip(tmp_path / "nyu.zip", tmp_path / "ours")
+
+    def tree(root: Path) -> dict[str, bytes]:
+        return {str(f.relative_to(root)): f.read_bytes() for f in sorted(root.rglob("*")) if f.is_file()}
+
+    assert len(tree(theirs)) == 6 and tree(tmp_path / "ours") == tree(theirs)
+
+
 # ---------------------------------------------------------------- training sets in the config
 def test_paper_config_trains_on_dense_frames_and_tests_on_labeled_ground_truth():
     from mmengine.config import Config
@@ -218,7 +242,7 @@ def test_dense_training_set_from_mmseg_zip(tmp_path, monkeypatch):
     from nf_plugins.downstream.datasets import seg_datasets
 
     _mmseg_zip(tmp_path / "nyu.zip")
-    assert prepare_nyu.main([str(tmp_path / "nyu.zip"), "-o", str(tmp_path / "nyu")]) == 0
+    assert nf_plugins_main(["prepare-nyu", str(tmp_path / "nyu.zip"), "-o", str(tmp_path / "nyu")]) == 0
     with pytest.raises(
         ValueError,
         match=r"(?s)images/train' has 2 images, but train_set='dense'.*\n  "
@@ -267,7 +291,7 @@ def test_labeled_795_switch(nyu_sources, tmp_path, monkeypatch):
 def test_prepare_nyu_rejects_8bit_depth_pngs(tmp_path):
     _mmseg_zip(tmp_path / "nyu8.zip", depth_dtype=np.uint8)
     res = _run(ROOT / "tools/prepare_nyu.py", tmp_path / "nyu8.zip", "-o", tmp_path / "nyu")
-    assert res.returncode == 1
+    assert res.returncode == 2
     assert "bedroom_0001_00001.png: depth PNG is uint8" in res.stderr and "16-bit" in res.stderr
 
 

@@ -110,6 +110,7 @@ def _nyu_layout(root: Path, n: int = 2) -> Path:
 )
 def test_prepare_nyu_check_names_truncated_files(tmp_path, victim, message):
     from nf_plugins.data import nyu as prepare_nyu
+
     root = _nyu_layout(tmp_path / "nyu")
     assert prepare_nyu.check_layout(root) == {"train": 2, "test": 2}
     _truncate(root / victim, 0.6)
@@ -117,14 +118,24 @@ def test_prepare_nyu_check_names_truncated_files(tmp_path, victim, message):
         prepare_nyu.check_layout(root)
 
 
-def test_prepare_nyu_stays_free_of_torch_and_mmseg():
-    """The converter starts in well under a second: its image check must not pull in torch/timm/mmseg."""
+def test_prepare_nyu_stays_free_of_mmseg_mmcv_mmengine(tmp_path):
+    """``tools/prepare_nyu.py --check`` runs its full image check in a fresh interpreter without loading
+    mmseg, mmcv or mmengine (data preparation needs none of them; torch comes with ``import nf_plugins``,
+    which registers the models into timm)."""
+    root = _nyu_layout(tmp_path / "nyu")
     code = (
-        "import runpy, sys; runpy.run_path('tools/prepare_nyu.py', run_name='x'); "
-        "print([m for m in ('torch', 'timm', 'mmseg', 'nf_plugins') if m in sys.modules])"
+        "import runpy, sys; sys.argv = ['prepare_nyu.py', '--check', sys.argv[1]]\n"
+        "try:\n    runpy.run_path('tools/prepare_nyu.py', run_name='__main__')\n"
+        "except SystemExit as e:\n    assert not e.code, e.code\n"
+        "print([m for m in ('mmseg', 'mmcv', 'mmengine') if m in sys.modules])"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(root)], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip().splitlines() == [
+        f"NYU layout OK at {root}: train 2 images, test 2 images",
+        "[]",
+    ]
 
 
 # ---- datasets: missing folders and empty splits --------------------------------------------------

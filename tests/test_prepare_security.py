@@ -1,4 +1,4 @@
-"""The data-preparation tools (tools/prepare_voc.py, tools/prepare_nyu.py) under hostile and wrong input.
+"""Data preparation (``nf-plugins prepare-voc`` / ``prepare-nyu``, the tools) under hostile and wrong input.
 
 Security: no archive member, split entry or pre-planted link makes a tool read or write outside its
 extraction and output folders. Every case snapshots the whole tmp tree outside the tool's folders
@@ -13,17 +13,13 @@ import io
 import os
 import shutil
 import stat
-import subprocess
-import sys
 import tarfile
-import time
 import zipfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from tool_modules import load_tool
 
 h5py = pytest.importorskip("h5py")
 scipy_io = pytest.importorskip("scipy.io")
@@ -33,8 +29,16 @@ from nf_plugins.data.synthetic_voc import make_synthetic_voc  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-prepare_voc = load_tool("prepare_voc")
-from nf_plugins.data import nyu as prepare_nyu  # noqa: E402
+from nf_plugins.cli import main as nf_plugins_main  # noqa: E402
+
+
+def _exit_status(command: str, argv: list[str]) -> int:
+    """``nf-plugins COMMAND ARGV`` in process: 0, or the status of its one-line error (2, the CLI's
+    convention; the tools' own ``main`` returned 1 before they became thin wrappers)."""
+    try:
+        return nf_plugins_main([command, *argv])
+    except SystemExit as e:
+        return e.code
 
 
 def snapshot(root: Path, skip: tuple[Path, ...] = ()) -> dict[str, tuple]:
@@ -58,7 +62,7 @@ def _voc_src(root: Path) -> dict[str, int]:
 
 def _voc_run(voc: Path, sbd: Path, trainaug: int, val: int, capsys) -> tuple[int, str]:
     args = ["--voc-dir", str(voc), "--sbd-dir", str(sbd)]
-    rc = prepare_voc.main(args + ["--expect-trainaug", str(trainaug), "--expect-val", str(val)])
+    rc = _exit_status("prepare-voc", args + ["--expect-trainaug", str(trainaug), "--expect-val", str(val)])
     return rc, capsys.readouterr().err
 
 
@@ -111,10 +115,12 @@ def test_sbd_tar_with_relative_symlinks_and_dotdot_id_writes_nothing_outside(tmp
     out = tmp_path / "out"
     before = snapshot(tmp_path, skip=(out,))
     args = ["--voc-tar", str(voc_tar), "--sbd-tar", str(sbd_tar), "--out", str(out)]
-    rc = prepare_voc.main(args + ["--expect-trainaug", str(counts["trainaug"] + 1), "--expect-val", "2"])
+    rc = _exit_status(
+        "prepare-voc", args + ["--expect-trainaug", str(counts["trainaug"] + 1), "--expect-val", "2"]
+    )
     err = capsys.readouterr().err
     assert snapshot(tmp_path, skip=(out,)) == before  # today: x.png appears next to out/
-    assert rc == 1
+    assert rc == 2
     assert "sbd.tar: 2 link or special member(s) not extracted" in err  # the links never reach the disk
     assert "'VOCdevkit/VOC2012/SegmentationClassAug/a' (symbolic link to '.')" in err
     assert not os.path.lexists(out / "VOCdevkit/VOC2012/SegmentationClassAug/a")
@@ -147,7 +153,9 @@ def test_tar_links_are_never_extracted(tmp_path, capsys, case):
     out = tmp_path / "out"
     before = snapshot(tmp_path, skip=(out,))
     args = ["--voc-tar", str(voc_tar), "--sbd-tar", str(sbd_tar), "--out", str(out)]
-    rc = prepare_voc.main(args + ["--expect-trainaug", str(counts["trainaug"]), "--expect-val", "2"])
+    rc = _exit_status(
+        "prepare-voc", args + ["--expect-trainaug", str(counts["trainaug"]), "--expect-val", "2"]
+    )
     err = capsys.readouterr().err
     assert rc == 0, err  # the release's own files are all there
     assert not os.path.lexists(out / member[0].name)  # today: the link or FIFO is created
@@ -163,7 +171,7 @@ def test_tar_member_names_outside_refuse_the_whole_archive(tmp_path, capsys, nam
     voc_tar = _tar_tree(tmp_path / "voc.tar", src, "VOCdevkit", [_member(name, tarfile.REGTYPE, data=b"x")])
     out = tmp_path / "out"
     before = snapshot(tmp_path, skip=(out,))
-    assert prepare_voc.main(["--voc-tar", str(voc_tar), "--out", str(out)]) == 1
+    assert _exit_status("prepare-voc", ["--voc-tar", str(voc_tar), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert f"voc.tar: member {name!r}" in err and "nothing of this archive was extracted" in err
     assert snapshot(tmp_path, skip=(out,)) == before and not out.exists()
@@ -215,7 +223,7 @@ def test_split_ids_that_are_paths_are_refused(tmp_path, capsys, case):
     before = snapshot(tmp_path, skip=(voc / "SegmentationClassAug", voc / "ImageSets/Segmentation"))
     rc, err = _voc_run(voc, sbd, trainaug, val, capsys)
     assert snapshot(tmp_path, skip=(voc / "SegmentationClassAug", voc / "ImageSets/Segmentation")) == before
-    assert rc == 1  # today: exit 0 with the outside pair listed (VOC), or a PNG written outside (SBD)
+    assert rc == 2  # today: exit 0 with the outside pair listed (VOC), or a PNG written outside (SBD)
     assert f"{Path(split_file).name}, line" in err and f"{img_id!r} is not a VOC image id" in err
     assert not (voc / "ImageSets/Segmentation/trainaug.txt").exists()
 
@@ -234,7 +242,7 @@ def test_output_folder_linked_outside_is_refused(tmp_path, capsys, folder):
     before = snapshot(tmp_path)
     rc, err = _voc_run(voc, src / "benchmark_RELEASE", counts["trainaug"], counts["val"], capsys)
     assert snapshot(tmp_path) == before  # today: the PNGs or aug.txt/trainaug.txt land in outside/
-    assert rc == 1 and f"{voc / folder} resolves to {outside.resolve()}, outside {voc.resolve()}" in err
+    assert rc == 2 and f"{voc / folder} resolves to {outside.resolve()}, outside {voc.resolve()}" in err
 
 
 def test_output_files_planted_as_links_never_write_through(tmp_path, capsys):
@@ -264,7 +272,7 @@ def test_duplicate_ids_are_refused_not_counted_twice(tmp_path, capsys):
     first = val.read_text().split()[0]
     val.write_text(f"{first}\n{first}\n")  # 1 image listed twice: today it passes --expect-val 2
     rc, err = _voc_run(voc, src / "benchmark_RELEASE", counts["trainaug"], 2, capsys)
-    assert rc == 1
+    assert rc == 2
     assert f"val.txt: id {first!r} is listed twice (lines 1 and 2)" in err
 
 
@@ -277,7 +285,7 @@ def test_folder_in_place_of_a_jpeg_is_named_as_a_folder(tmp_path, capsys):
     jpg.unlink()
     jpg.mkdir()
     rc, err = _voc_run(voc, src / "benchmark_RELEASE", counts["trainaug"], counts["val"], capsys)
-    assert rc == 1
+    assert rc == 2
     assert f"{jpg} is a folder, not an image file" in err and "missing" not in err  # today: "is missing"
 
 
@@ -343,10 +351,10 @@ def test_nyu_zip_list_entries_cannot_reach_outside(tmp_path, nyu_scratch, capsys
     _nyu_zip(tmp_path / "nyu.zip", {split: [line.format(tmp=tmp_path)]})
     out = tmp_path / "o" / "nyu"
     before = snapshot(tmp_path, skip=(out,))
-    rc = prepare_nyu.main([str(tmp_path / "nyu.zip"), "-o", str(out)])
+    rc = _exit_status("prepare-nyu", [str(tmp_path / "nyu.zip"), "-o", str(out)])
     err = capsys.readouterr().err
     assert snapshot(tmp_path, skip=(out,)) == before  # today: victim.* moved to tmp_path/o/
-    assert rc == 1 and f"nyu_{split}.txt, line {3 if split == 'train' else 2}:" in err  # after the good lines
+    assert rc == 2 and f"nyu_{split}.txt, line {3 if split == 'train' else 2}:" in err  # after the good lines
     if "dotdot" in case:
         assert "'..' is not allowed" in err
     else:  # mmseg reads '/x/y' as 'x/y' inside the zip (its lists start with '/'): it is simply not there
@@ -361,8 +369,8 @@ def test_nyu_zip_symlink_entry_is_refused(tmp_path, nyu_scratch, capsys):
     _nyu_zip(tmp_path / "nyu.zip", extra=[(info, "../../../victim.jpg")])
     _victims(tmp_path)
     before = snapshot(tmp_path, skip=(tmp_path / "o",))
-    rc = prepare_nyu.main([str(tmp_path / "nyu.zip"), "-o", str(tmp_path / "o")])
-    assert rc == 1 and "nyu.zip: member 'nyu/s1/evil.jpg' is a symbolic link" in capsys.readouterr().err
+    rc = _exit_status("prepare-nyu", [str(tmp_path / "nyu.zip"), "-o", str(tmp_path / "o")])
+    assert rc == 2 and "nyu.zip: member 'nyu/s1/evil.jpg' is a symbolic link" in capsys.readouterr().err
     assert snapshot(tmp_path, skip=(tmp_path / "o",)) == before
 
 
@@ -379,20 +387,21 @@ def test_nyu_folder_source_with_symlink_out_is_refused_hardlink_is_harmless(tmp_
     linked.unlink()
     linked.symlink_to(tmp_path / "victim.jpg")
     before = snapshot(tmp_path, skip=(tmp_path / "o",))
-    assert prepare_nyu.main([str(src), "-o", str(tmp_path / "o")]) == 1  # today: 0, the link moved into o/
+    rc = _exit_status("prepare-nyu", [str(src), "-o", str(tmp_path / "o")])
+    assert rc == 2  # today: 0, the link moved into o/
     err = capsys.readouterr().err
     assert f"nyu_train.txt, line 1: {linked} resolves to {tmp_path / 'victim.jpg'}, outside {src}" in err
     assert snapshot(tmp_path, skip=(tmp_path / "o",)) == before
     linked.unlink()
     os.link(tmp_path / "victim.jpg", linked)
     victim = (tmp_path / "victim.jpg").read_bytes()
-    assert prepare_nyu.main([str(src), "-o", str(tmp_path / "o2")]) == 0, capsys.readouterr().err
+    assert _exit_status("prepare-nyu", [str(src), "-o", str(tmp_path / "o2")]) == 0, capsys.readouterr().err
     assert (tmp_path / "victim.jpg").read_bytes() == victim
 
 
 def test_nyu_duplicate_list_entries_are_refused(tmp_path, nyu_scratch, capsys):
     _nyu_zip(tmp_path / "nyu.zip", {"train": ["/s1/rgb_00001.jpg /s1/sync_depth_00001.png 518.8579"]})
-    assert prepare_nyu.main([str(tmp_path / "nyu.zip"), "-o", str(tmp_path / "o")]) == 1
+    assert _exit_status("prepare-nyu", [str(tmp_path / "nyu.zip"), "-o", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "nyu_train.txt, line 3: images/train/s1_00001.jpg is already listed on line 1" in err
 
@@ -427,8 +436,9 @@ def _images(kind: str) -> np.ndarray:
 def _run_mat(tmp_path: Path, capsys, *flags: str, **mat) -> tuple[int, str, str]:
     _labeled_mat(tmp_path / "l.mat", **mat)
     _splits(tmp_path / "s.mat")
-    rc = prepare_nyu.main(
-        [str(tmp_path / "l.mat"), "--splits", str(tmp_path / "s.mat"), "-o", str(tmp_path / "o"), *flags]
+    rc = _exit_status(
+        "prepare-nyu",
+        [str(tmp_path / "l.mat"), "--splits", str(tmp_path / "s.mat"), "-o", str(tmp_path / "o"), *flags],
     )
     cap = capsys.readouterr()
     return rc, cap.out, cap.err
@@ -447,10 +457,11 @@ def test_nyu_mat_datasets_must_live_in_the_file(tmp_path, capsys, link):
             else h5py.SoftLink("/real_images")
         )
     _splits(tmp_path / "s.mat")
-    rc = prepare_nyu.main(
-        [str(tmp_path / "l.mat"), "--splits", str(tmp_path / "s.mat"), "-o", str(tmp_path / "o")]
+    rc = _exit_status(
+        "prepare-nyu",
+        [str(tmp_path / "l.mat"), "--splits", str(tmp_path / "s.mat"), "-o", str(tmp_path / "o")],
     )
-    assert rc == 1  # today: converts the other file's images, exit 0
+    assert rc == 2  # today: converts the other file's images, exit 0
     assert (
         "l.mat: 'images' is a link or virtual dataset that reads data from elsewhere"
         in capsys.readouterr().err
@@ -460,7 +471,7 @@ def test_nyu_mat_datasets_must_live_in_the_file(tmp_path, capsys, link):
 
 def test_nyu_depth_in_millimetres_is_refused(tmp_path, capsys):
     rc, out, err = _run_mat(tmp_path, capsys, depths=_depths(1000.0))  # today: every pixel 65535, "layout OK"
-    assert rc == 1 and "layout OK" not in out
+    assert rc == 2 and "layout OK" not in out
     deepest = 1000 * (1 + 4 * 31 / 32 + 2 * 23 / 24)  # scene 0's far corner, in "metres" x 1000
     assert f"'depths' image 1 (train) reaches {deepest:.1f} m" in err and "millimetres? divide by 1000" in err
     assert not any((tmp_path / "o").rglob("*.png"))
@@ -470,7 +481,7 @@ def test_nyu_negative_depth_is_refused(tmp_path, capsys):
     d = _depths()
     d[1, 0, 0] = -0.5
     rc, _, err = _run_mat(tmp_path, capsys, depths=d)
-    assert rc == 1 and "'depths' image 2 (test) has negative depth -0.5 m" in err
+    assert rc == 2 and "'depths' image 2 (test) has negative depth -0.5 m" in err
     assert [p for p in (tmp_path / "o").rglob("*") if p.is_file()] == []  # train's 1 and 3 were removed
 
 
@@ -478,14 +489,14 @@ def test_nyu_image_without_any_valid_depth_is_refused(tmp_path, capsys):
     d = _depths()
     d[2] = 0.0  # image 3 (train): no pixel with depth
     rc, _, err = _run_mat(tmp_path, capsys, depths=d)
-    assert rc == 1 and "'depths' image 3 (train) has no valid depth (0 everywhere)" in err
+    assert rc == 2 and "'depths' image 3 (train) has no valid depth (0 everywhere)" in err
 
 
 def test_nyu_float_images_need_an_explicit_range(tmp_path, capsys):
     """Floats in [0, 1] cast to uint8 became black JPEGs. Rule: uint8 as is; float images only with
     ``--float-images 0-1`` (x 255) or ``0-255`` (rounded), and their values must lie in that range."""
     rc, out, err = _run_mat(tmp_path, capsys, images=_images("float01"))
-    assert rc == 1 and "layout OK" not in out
+    assert rc == 2 and "layout OK" not in out
     assert "'images' are float32, not uint8: pass --float-images 0-1 or --float-images 0-255" in err
     shutil.rmtree(tmp_path / "o", ignore_errors=True)
     rc, out, err = _run_mat(tmp_path, capsys, "--float-images", "0-1", images=_images("float01"))
@@ -498,17 +509,18 @@ def test_nyu_float_images_need_an_explicit_range(tmp_path, capsys):
 
 def test_nyu_float_images_outside_the_stated_range_are_refused(tmp_path, capsys):
     rc, _, err = _run_mat(tmp_path, capsys, "--float-images", "0-1", images=_images("float0255"))
-    assert rc == 1 and "'images' image 1 (train) holds values in 0..247, outside --float-images 0-1" in err
+    assert rc == 2 and "'images' image 1 (train) holds values in 0..247, outside --float-images 0-1" in err
 
 
 @pytest.mark.parametrize("bad", [2.9, float("nan")])
 def test_nyu_split_indices_must_be_integers(tmp_path, capsys, bad):
     _labeled_mat(tmp_path / "l.mat")
     _splits(tmp_path / "s.mat", train=(1, bad), test=(2, 4))  # today: 2.9 -> 2 silently
-    rc = prepare_nyu.main(
-        [str(tmp_path / "l.mat"), "--splits", str(tmp_path / "s.mat"), "-o", str(tmp_path / "o")]
+    rc = _exit_status(
+        "prepare-nyu",
+        [str(tmp_path / "l.mat"), "--splits", str(tmp_path / "s.mat"), "-o", str(tmp_path / "o")],
     )
-    assert rc == 1
+    assert rc == 2
     assert f"trainNdxs has non-integer indices [{bad}]" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
@@ -526,9 +538,9 @@ def _layout(root: Path, depth_mm: np.ndarray) -> Path:
 
 def test_nyu_check_refuses_saturated_depth(tmp_path, capsys):
     root = _layout(tmp_path / "nyu", np.full((24, 32), 65535, np.uint16))
-    rc = prepare_nyu.main(["--check", str(root)])
+    rc = _exit_status("prepare-nyu", ["--check", str(root)])
     cap = capsys.readouterr()
-    assert rc == 1 and "layout OK" not in cap.out  # today: "NYU layout OK"
+    assert rc == 2 and "layout OK" not in cap.out  # today: "NYU layout OK"
     assert "a.png: depth up to 65535 mm (65.5 m), beyond the 10 m" in cap.err
 
 
@@ -536,7 +548,7 @@ def test_nyu_check_counts_images_without_depth(tmp_path, capsys):
     root = _layout(tmp_path / "nyu", np.zeros((24, 32), np.uint16))
     (root / "annotations/train/a.png").unlink()
     cv2.imwrite(str(root / "annotations/train/a.png"), (_scene(0)[1] * 1000).astype(np.uint16))
-    assert prepare_nyu.main(["--check", str(root)]) == 0
+    assert _exit_status("prepare-nyu", ["--check", str(root)]) == 0
     cap = capsys.readouterr()
     assert "warning: 1 of 1 test images have no valid depth (0 everywhere): " in cap.err
     assert "test/a.png" in cap.err and "NYU layout OK" in cap.out and "1 image without depth" in cap.out
@@ -546,7 +558,7 @@ def test_nyu_check_names_a_folder_in_place_of_a_file(tmp_path, capsys):
     root = _layout(tmp_path / "nyu", (_scene(0)[1] * 1000).astype(np.uint16))
     (root / "annotations/test/a.png").unlink()
     (root / "annotations/test/a.png").mkdir()
-    assert prepare_nyu.main(["--check", str(root)]) == 1
+    assert _exit_status("prepare-nyu", ["--check", str(root)]) == 2
     err = capsys.readouterr().err
     assert (
         f"{root / 'annotations/test/a.png'} is a folder, not a depth PNG" in err
@@ -579,34 +591,50 @@ def _unwritable(tmp_path: Path, kind: str) -> Path:
 UNWRITABLE = ["under_a_file", "is_a_file", "read_only_dir", "sysfs"]
 
 
-def _cli(tool: str, *args) -> tuple[subprocess.CompletedProcess, float]:
-    t0 = time.perf_counter()
-    res = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / tool), *map(str, args)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    return res, time.perf_counter() - t0
+def _sources_never_read(monkeypatch) -> list[str]:
+    """The readers of the sources (tarfile, h5py, scipy's loadmat) record a call and fail, so a test can
+    prove that the output check came first (the sources hold garbage too: any other reader would fail
+    with its own message, not the output folder's)."""
+    reads: list[str] = []
+
+    def reader(name):
+        def read(*args, **kwargs):
+            reads.append(name)
+            raise AssertionError(f"{name} read a source before the output folder was checked")
+
+        return read
+
+    monkeypatch.setattr(tarfile, "open", reader("tarfile.open"))
+    monkeypatch.setattr(h5py, "File", reader("h5py.File"))
+    monkeypatch.setattr(scipy_io, "loadmat", reader("scipy.io.loadmat"))
+    return reads
 
 
 @pytest.mark.parametrize("kind", UNWRITABLE)
-def test_prepare_voc_unwritable_out_fails_fast(tmp_path, kind):
-    """The whole CLI run, interpreter start included (it imports torch/mmseg only after the checks)."""
-    (tmp_path / "voc.tar").write_bytes(b"")  # never opened: the output check comes first
+def test_prepare_voc_unwritable_out_fails_fast(tmp_path, kind, monkeypatch, capsys):
+    """An unwritable --out is refused (one line, exit 2, nothing created) before the archive is opened."""
+    (tmp_path / "voc.tar").write_bytes(b"not a tar")
     out = _unwritable(tmp_path, kind)
     before = snapshot(tmp_path)
-    res, seconds = _cli("prepare_voc.py", "--voc-tar", tmp_path / "voc.tar", "--out", out)
-    assert res.returncode == 1 and seconds < 2.0, (seconds, res.stderr)  # today: 20+ s of imports first
-    assert "prepare_voc: error: --out " in res.stderr and "Traceback" not in res.stderr
+    reads = _sources_never_read(monkeypatch)
+    rc = _exit_status("prepare-voc", ["--voc-tar", str(tmp_path / "voc.tar"), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and reads == [], (reads, err)
+    assert err.startswith("nf-plugins prepare-voc: error: --out ") and err.count("\n") == 1, err
     assert snapshot(tmp_path) == before
 
 
 @pytest.mark.parametrize("kind", UNWRITABLE)
-def test_prepare_nyu_unwritable_out_fails_fast(tmp_path, kind):
-    _labeled_mat(tmp_path / "l.mat")
-    _splits(tmp_path / "s.mat")
+def test_prepare_nyu_unwritable_out_fails_fast(tmp_path, kind, monkeypatch, capsys):
+    """An unwritable -o is refused (one line, exit 2, nothing created) before the .mat or splits are read."""
+    (tmp_path / "l.mat").write_bytes(b"not HDF5")
+    (tmp_path / "s.mat").write_bytes(b"not MATLAB")
     out = _unwritable(tmp_path, kind)
     before = snapshot(tmp_path)
-    res, seconds = _cli("prepare_nyu.py", tmp_path / "l.mat", "--splits", tmp_path / "s.mat", "-o", out)
-    assert res.returncode == 1 and seconds < 2.0, (seconds, res.stderr)
-    assert "error: -o/--out-dir " in res.stderr and "Traceback" not in res.stderr  # today: NotADirectoryError
+    reads = _sources_never_read(monkeypatch)
+    argv = [str(tmp_path / "l.mat"), "--splits", str(tmp_path / "s.mat"), "-o", str(out)]
+    rc = _exit_status("prepare-nyu", argv)
+    err = capsys.readouterr().err
+    assert rc == 2 and reads == [], (reads, err)
+    assert err.startswith("nf-plugins prepare-nyu: error: -o/--out-dir ") and err.count("\n") == 1, err
     assert snapshot(tmp_path) == before

@@ -20,6 +20,7 @@ from mmengine.registry import init_default_scope  # noqa: E402
 from mmseg.registry import DATASETS, MODELS  # noqa: E402
 from scipy.io import loadmat, savemat  # noqa: E402
 
+from nf_plugins.cli import main as nf_plugins_main  # noqa: E402
 from nf_plugins.data.synthetic_voc import make_synthetic_voc  # noqa: E402
 from nf_plugins.downstream.engine.cpu_config import small_run_config  # noqa: E402
 
@@ -45,8 +46,16 @@ def voc_release(tmp_path_factory):
 
 
 def _prepare_voc_main():
-    """tools/prepare_voc.py's ``main`` (run in-process: the CLI code path without a second interpreter)."""
-    return runpy.run_path(osp.join(ROOT, "tools/prepare_voc.py"), run_name="prepare_voc")["main"]
+    """``nf-plugins prepare-voc`` (what tools/prepare_voc.py runs) in process, as a function of its arguments
+    returning the exit status: 0, or 2 after its one-line error."""
+
+    def run(args: list[str]) -> int:
+        try:
+            return nf_plugins_main(["prepare-voc", *args])
+        except SystemExit as e:
+            return e.code
+
+    return run
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +141,7 @@ def _miou_and_acc_of_checkpoint(cfg_path: str, ckpt: str, voc: str) -> tuple[flo
 def test_prepare_voc_count_check_and_bad_mat(voc_release, tmp_path, capsys):
     voc_tar, sbd_tar, counts = voc_release
     args = ["--voc-tar", voc_tar, "--sbd-tar", sbd_tar, "--out", str(tmp_path / "a"), "--expect-val", "6"]
-    assert _prepare_voc_main()(args) == 1
+    assert _prepare_voc_main()(args) == 2  # the CLI's one-line error (the tool returned 1)
     err = capsys.readouterr().err
     assert "= 20 images, expected 10582: is the SBD release (benchmark.tgz) complete?" in err
     assert re.search(r"extract benchmark.tgz: \d+/\d+ file \(100%\)", err)  # progress (a line off a terminal)

@@ -4,15 +4,16 @@ The paper configs need both sources (README "NYUv2 depth"):
 
 * mmseg's own NYU zip: frames sampled from the raw training sequences (BTS's list, ~24k, raw depth with
   holes) in ``nyu/nyu_{train,test}.txt`` + files, handed to mmseg's converter
-  (``mmseg/.mim/tools/dataset_converters/nyu.py``) unchanged. The configs train on its ``train`` part::
+  (``mmseg/.mim/tools/dataset_converters/nyu.py``) does: :func:`reorganize`. The configs train on its
+  ``train`` part::
 
-      python tools/prepare_nyu.py nyu.zip -o data/nyu
+      nf-plugins prepare-nyu nyu.zip -o data/nyu   (or: python tools/prepare_nyu.py ...)
 
 * the official labeled set: ``nyu_depth_v2_labeled.mat`` (MATLAB v7.3 = HDF5, read with h5py) plus the
   official ``splits.mat`` (``trainNdxs``/``testNdxs``, 1-based, 795/654 images), with the filled-in
   ``depths`` that Laina et al. score against. The configs test on its ``test`` part::
 
-      python tools/prepare_nyu.py nyu_depth_v2_labeled.mat --splits splits.mat -o data/nyu_labeled
+      nf-plugins prepare-nyu nyu_depth_v2_labeled.mat --splits splits.mat -o data/nyu_labeled
 
 Either way the result is checked (every image decodes in full and has a 16-bit depth PNG of the same
 size: a truncated JPEG/PNG is an error naming the file, not a grey patch in training); ``--check DIR``
@@ -24,14 +25,14 @@ clips the Kinect's depth at ``maxDepth = 10``; millimetres would saturate 16-bit
 some valid depth, and images must be uint8 (as in the official file) or floats whose scale is stated
 with ``--float-images 0-1|0-255``. Names from the zip's lists must stay inside the zip (mmseg's converter
 moves each listed file), and the output folder is checked writable before any work.
-This script imports no torch/mmseg so that it starts fast; it only needs h5py, scipy, numpy, cv2, PIL, tqdm.
+Data preparation imports no mmseg/mmcv/mmengine (a machine that only prepares data needs none of them);
+besides the package it needs h5py, scipy, numpy, cv2, PIL and tqdm.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import os
+import shutil
 import stat
 import sys
 import tempfile
@@ -41,7 +42,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .._quiet import filter_third_party_warnings
 from ..atomic import atomic_write_bytes
 from ..outputs import check_output_dir
 from ..progress import Progress, progress
@@ -50,38 +50,6 @@ from .image_files import decoded_size
 from .labels import MAX_DEPTH_M, MM_PER_M, depth_png_problem, depth_to_mm
 
 FLOAT_IMAGE_SCALE = {"0-1": 255.0, "0-255": 1.0}  # --float-images: factor to 0-255
-
-
-def _parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Path]:
-    """The arguments and the layout root (the output folder, or --check's folder)."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument(
-        "source", type=Path, nargs="?", help="nyu_depth_v2_labeled.mat, or mmseg's nyu.zip / folder"
-    )
-    p.add_argument("--splits", type=Path, help="official splits.mat (required with a .mat source)")
-    p.add_argument("-o", "--out-dir", type=Path, help="default: data/nyu_labeled for a .mat, else data/nyu")
-    p.add_argument("--check", type=Path, metavar="DIR", help="only check an existing mmseg NYU layout")
-    p.add_argument(
-        "--float-images",
-        choices=sorted(FLOAT_IMAGE_SCALE),
-        help="a .mat whose 'images' are floats: the range they use (0-1 is scaled by 255); uint8 needs none",
-    )
-    args = p.parse_args(argv)
-    if args.check is not None:
-        return args, args.check
-    if args.source is None:
-        p.error("give a source (.mat or mmseg's nyu.zip) or --check DIR")
-    if args.source.suffix == ".mat" and args.splits is None:
-        p.error("a .mat source needs --splits splits.mat (the official NYU train/test split)")
-    return args, args.out_dir or Path("data/nyu_labeled" if args.source.suffix == ".mat" else "data/nyu")
-
-
-def _check_paths(args: argparse.Namespace, root: Path) -> None:
-    """The output folder can be written and the source exists: checked before reading gigabytes."""
-    if args.check is None:
-        check_output_dir(root, "-o/--out-dir")
-        if not args.source.exists():
-            raise FileNotFoundError(f"{args.source} does not exist")
 
 
 SPLITS = ("train", "test")
@@ -267,16 +235,7 @@ def _write_labeled(images, depths, splits, out_dir, mat_path, jpeg_quality, floa
 
 
 def convert_mmseg_zip(src: Path, out_dir: Path) -> None:
-    """mmseg's NYU zip/directory, reorganised by mmseg's own converter script."""
-    spec = importlib.util.find_spec("mmseg")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError("mmsegmentation is needed to convert its NYU zip: pip install -e '.[mm]'")
-    script = Path(spec.submodule_search_locations[0]) / ".mim/tools/dataset_converters/nyu.py"
-    if not script.is_file():
-        raise FileNotFoundError(f"{script} is missing; reinstall mmsegmentation 1.2.x")
-    mod_spec = importlib.util.spec_from_file_location("_mmseg_nyu_converter", script)
-    converter = importlib.util.module_from_spec(mod_spec)
-    mod_spec.loader.exec_module(converter)
+    """mmseg's NYU zip (or its extracted ``nyu/`` folder): checked lists, then :func:`reorganize`."""
     if src.suffix == ".zip":
         with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(src) as zf:
             for info in zf.infolist():  # zipfile would write a link's target text as a file
@@ -288,19 +247,33 @@ def convert_mmseg_zip(src: Path, out_dir: Path) -> None:
             zf.extractall(tmp)  # zipfile drops '..' and absolute prefixes from member names
             if not (Path(tmp) / "nyu").is_dir():
                 raise NYUFormatError(f"{src}: no top-level 'nyu/' folder; expected mmseg's NYU zip")
-            check_mmseg_lists(Path(tmp) / "nyu", f"{src}: nyu/", "is not in the archive")
+            moves = check_mmseg_lists(Path(tmp) / "nyu", f"{src}: nyu/", "is not in the archive")
             _make_out_dirs(out_dir)
-            converter.reorganize(os.path.join(tmp, "nyu"), str(out_dir))
+            reorganize(Path(tmp) / "nyu", out_dir, moves)
     else:
-        check_mmseg_lists(src, f"{src}/", f"is not in {src}")
+        moves = check_mmseg_lists(src, f"{src}/", f"is not in {src}")
         _make_out_dirs(out_dir)
-        converter.reorganize(str(src), str(out_dir))
+        reorganize(src, out_dir, moves)
 
 
-def check_mmseg_lists(raw_dir: Path, label: str, not_found: str) -> None:
-    """Check ``nyu_{train,test}.txt`` as mmseg's ``reorganize`` reads them, before it moves anything.
+def reorganize(raw_dir: Path, out_dir: Path, moves: list[tuple[str, str]]) -> None:
+    """Move each checked ``(item, target)`` of :func:`check_mmseg_lists` from ``raw_dir`` to ``out_dir``.
 
-    It ``shutil.move``s ``raw_dir/<item>`` to ``out/images|annotations/<split>/<item minus /rgb or
+    What ``reorganize`` in mmseg's ``tools/dataset_converters/nyu.py`` does (``shutil.move`` of every
+    listed file to ``images|annotations/<split>/<name minus /rgb or /sync_depth>``), written here because
+    that script imports mmengine at its top (data preparation must not need it) and because the targets
+    come from the checked list instead of a second parse. ``tests/test_depth_nyu.py`` compares the result
+    with mmseg's own script on the same zip.
+    """
+    for item, target in moves:
+        shutil.move(str(raw_dir / item), str(out_dir / target))
+
+
+def check_mmseg_lists(raw_dir: Path, label: str, not_found: str) -> list[tuple[str, str]]:
+    """Check ``nyu_{train,test}.txt`` as mmseg's ``reorganize`` reads them, before anything moves; returns
+    the ``(item, target)`` pairs to move, in list order (train, then test; each line's image, then depth).
+
+    mmseg ``shutil.move``s ``raw_dir/<item>`` to ``out/images|annotations/<split>/<item minus /rgb or
     /sync_depth>``, so every item must be a file inside ``raw_dir`` (no ``..``, no link out of it) and
     every target a plain, unique file name; otherwise a list could move files from or to anywhere.
     """
@@ -339,6 +312,7 @@ def check_mmseg_lists(raw_dir: Path, label: str, not_found: str) -> None:
                 prev = f"line {prev_n}" if prev_name == name else f"{prev_name}, line {prev_n}"
                 raise NYUFormatError(f"{label}{name}, line {n}: {key} is already listed on {prev}")
             seen[key] = (name, n)
+    return [(item, target) for _, _, item, target in entries]
 
 
 def check_layout(root: Path) -> dict[str, int]:
@@ -404,27 +378,47 @@ def scan_layout(root: Path) -> tuple[dict[str, int], dict[str, list[Path]]]:
     return counts, no_depth
 
 
-def main(argv: list[str] | None = None) -> int:
-    filter_third_party_warnings()  # as every entry point (none seen here today)
-    args, root = _parse_args(argv)
-    try:
-        _check_paths(args, root)
-        if args.check is None and args.source.suffix == ".mat":
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``nf-plugins prepare-nyu``'s arguments."""
+    parser.description = __doc__.split("\n\n")[0]
+    parser.add_argument(
+        "source", type=Path, nargs="?", help="nyu_depth_v2_labeled.mat, or mmseg's nyu.zip / folder"
+    )
+    parser.add_argument("--splits", type=Path, help="official splits.mat (required with a .mat source)")
+    parser.add_argument(
+        "-o", "--out-dir", type=Path, help="default: data/nyu_labeled for a .mat, else data/nyu"
+    )
+    parser.add_argument("--check", type=Path, metavar="DIR", help="only check an existing mmseg NYU layout")
+    parser.add_argument(
+        "--float-images",
+        choices=sorted(FLOAT_IMAGE_SCALE),
+        help="a .mat whose 'images' are floats: the range they use (0-1 is scaled by 255); uint8 needs none",
+    )
+
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Convert (or, with ``--check``, only check) and print the split sizes. The output folder and the
+    source are checked before anything is read: a bad ``-o`` fails before gigabytes of input."""
+    if args.check is not None:
+        root = args.check
+    else:
+        if args.source is None:
+            parser.error("give a source (.mat or mmseg's nyu.zip) or --check DIR")
+        is_mat = args.source.suffix == ".mat"
+        if is_mat and args.splits is None:
+            parser.error("a .mat source needs --splits splits.mat (the official NYU train/test split)")
+        root = args.out_dir or Path("data/nyu_labeled" if is_mat else "data/nyu")
+        check_output_dir(root, "-o/--out-dir")
+        if not args.source.exists():
+            raise FileNotFoundError(f"{args.source} does not exist")
+        if is_mat:
             convert_labeled_mat(args.source, args.splits, root, float_images=args.float_images)
-        elif args.check is None:
+        else:
             convert_mmseg_zip(args.source, root)
-        counts, no_depth = scan_layout(root)
-    except (NYUFormatError, safe_paths.UnsafePathError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    counts, no_depth = scan_layout(root)
     _warn_no_depth(counts, no_depth)
     empty = sum(map(len, no_depth.values()))
     summary = ", ".join(f"{k} {v} images" for k, v in counts.items())
     if empty:
         summary += f"; {empty} image{'s' if empty > 1 else ''} without depth (see the warning)"
     print(f"NYU layout OK at {root}: {summary}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

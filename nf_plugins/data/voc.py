@@ -4,14 +4,26 @@ reads): ``VOCdevkit/VOC2012/SegmentationClassAug/*.png`` from SBD's ``cls/*.mat`
 
 Same conversion as mmseg's ``tools/dataset_converters/voc_aug.py``, plus what it lacks: safe tar
 extraction, label and size checks naming the file, atomic writes and a count check that says which
-list is short.
+list is short. Command line (``nf-plugins prepare-voc``, or ``python tools/prepare_voc.py``)::
+
+    nf-plugins prepare-voc --voc-tar VOCtrainval_11-May-2012.tar --sbd-tar benchmark.tgz --out data
+    nf-plugins prepare-voc --voc-dir data/VOCdevkit/VOC2012 --sbd-dir data/benchmark_RELEASE
+
+Result: data/VOCdevkit/VOC2012/{JPEGImages,SegmentationClass,SegmentationClassAug} and
+ImageSets/Segmentation/{train,val,aug,trainaug}.txt (1,464 + 9,118 = 10,582 train, 1,449 val).
+
+Nothing is read or written outside --out and the VOC/SBD folders: archives extract only their plain
+files and folders (links are skipped and named), a member named outside --out refuses the archive,
+split ids must be VOC ids (2007_000032), and the output folders are checked before any work.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import os.path as osp
 import re
+import sys
 import tarfile
 from collections.abc import Iterable
 
@@ -23,6 +35,7 @@ from nf_plugins.atomic import atomic_output, atomic_write_text
 from nf_plugins.data.image_files import decoded_array, decoded_size, require_file
 from nf_plugins.data.labels import check_seg_mask
 from nf_plugins.data.safe_paths import check_inside, check_relative_name
+from nf_plugins.errors import UserInputError
 from nf_plugins.outputs import check_output_dir
 from nf_plugins.progress import progress
 
@@ -196,3 +209,54 @@ def prepare_vocaug(
     _write_ids(osp.join(splits, "aug.txt"), aug)
     _write_ids(osp.join(splits, "trainaug.txt"), trainaug)
     return dict(train=len(train), aug=len(aug), trainaug=len(trainaug), val=len(val))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``nf-plugins prepare-voc``'s arguments."""
+    parser.description, parser.formatter_class = __doc__, argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--voc-tar", help="VOCtrainval_11-May-2012.tar")
+    parser.add_argument("--sbd-tar", help="SBD benchmark.tgz")
+    parser.add_argument("--out", default="data", help="extract the archives here (default: data)")
+    parser.add_argument(
+        "--voc-dir", help="already extracted VOCdevkit/VOC2012 (default: OUT/VOCdevkit/VOC2012)"
+    )
+    parser.add_argument(
+        "--sbd-dir", help="already extracted benchmark_RELEASE (default: OUT/benchmark_RELEASE)"
+    )
+    parser.add_argument("--expect-trainaug", type=int, help="count check of trainaug.txt (default: 10,582)")
+    parser.add_argument("--expect-val", type=int, help="count check of val.txt (default: 1,449)")
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    """Everything that can be known before extracting: the archives exist, the folders can be written."""
+    for flag, tar in (("--voc-tar", args.voc_tar), ("--sbd-tar", args.sbd_tar)):
+        if tar and not osp.isfile(tar):
+            kind = "is a folder (give it as --voc-dir/--sbd-dir)" if osp.isdir(tar) else "does not exist"
+            raise FileNotFoundError(f"{flag} {tar} {kind}")
+    if args.voc_tar or args.sbd_tar:
+        check_output_dir(args.out, "--out")
+    if args.voc_dir:  # an extracted VOC2012: its SegmentationClassAug and split lists are written
+        check_output_dir(args.voc_dir, "--voc-dir")
+
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Extract the archives given, convert SBD, check every pair and the counts, print the split sizes."""
+    voc_dir = args.voc_dir or osp.join(args.out, "VOCdevkit", "VOC2012")
+    sbd_dir = args.sbd_dir or osp.join(args.out, "benchmark_RELEASE")
+    _check_args(args)
+    for tar in (args.voc_tar, args.sbd_tar):
+        try:
+            skipped = safe_extract(tar, args.out) if tar else []
+        except tarfile.TarError as e:  # a bad archive is the user's to fix: one line, not a traceback
+            raise UserInputError(str(e)) from e
+        if skipped:  # the releases hold only files and folders: say what was left out, and why
+            print(
+                f"prepare-voc: warning: {tar}: {len(skipped)} link or special member(s) not extracted "
+                f"(only plain files and folders are): {', '.join(skipped[:5])}"
+                + (", ..." if len(skipped) > 5 else ""),
+                file=sys.stderr,
+            )
+    expect_trainaug = TRAINAUG_LEN if args.expect_trainaug is None else args.expect_trainaug
+    expect_val = VAL_LEN if args.expect_val is None else args.expect_val
+    counts = prepare_vocaug(voc_dir, sbd_dir, expect_trainaug, expect_val)
+    print(f"VOCaug ready in {voc_dir}: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
