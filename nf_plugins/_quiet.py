@@ -5,8 +5,8 @@ mmengine, mmcv and mmseg warn about their own internals on every run (``pkg_reso
 ``nf-plugins``, the demos) calls :func:`filter_third_party_warnings` once. A notice is hidden only when its
 category, its message and the module it is attributed to all match an entry of :data:`KNOWN_WARNINGS`;
 nothing attributed to ``nf_plugins`` is ever hidden. ``pyproject.toml``'s pytest ``filterwarnings`` holds the
-same entries (checked by ``tests/test_quiet.py``). This module imports nothing heavy: ``tools/prepare_nyu.py``
-loads it by path before anything else.
+same entries (checked by ``tests/test_quiet.py``). This module imports nothing heavy, so it can run
+before anything else is imported.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ tqdm redraws its bar with carriage returns; in a CI log or a file every redraw p
 When the stream is not a terminal, :class:`Progress` prints ``desc: done/total unit (p%), elapsed, ETA``
 at each 10% instead, and only once ``min_interval`` seconds have passed since the previous line: at most
 ten lines for a step, and a single line (the last) for one that takes seconds. Imports nothing of the
-package: ``tools/prepare_nyu.py`` loads it by path without torch.
+package.
 """
 
 from __future__ import annotations

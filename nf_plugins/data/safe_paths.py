@@ -1,7 +1,5 @@
 """Path checks for the data-preparation tools: names from archives or split lists are refused when
 they could resolve outside their folder (``..``, absolute, or a symbolic link leading out).
-
-Stdlib only: ``tools/prepare_nyu.py`` loads this file by path, before torch or mmseg is imported.
 """
 
 from __future__ import annotations
