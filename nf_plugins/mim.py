@@ -33,7 +33,8 @@ def config_path(name: str) -> Path:
         raise ValueError(f"{name!r}: not an {SCOPE}:: config; give 'nf_plugins::segmentation/...' or a path")
     path = (CONFIGS / rel).resolve()
     if not path.is_file() or not path.is_relative_to(CONFIGS):
-        hint = did_you_mean(rel, shipped_configs(), otherwise=f"the shipped configs are under {CONFIGS}")
+        names = [f"{SCOPE}::{c}" for c in shipped_configs()]
+        hint = did_you_mean(f"{SCOPE}::{rel}", names, otherwise=f"the shipped configs are under {CONFIGS}")
         raise FileNotFoundError(f"no shipped config {SCOPE}::{rel}; {hint}")
     return path
 

@@ -232,7 +232,7 @@ def test_config_path_errors():
     from nf_plugins.mim import config_path, shipped_configs
 
     assert VOC in shipped_configs() and DEPTH in shipped_configs()
-    with pytest.raises(FileNotFoundError, match=f"did you mean '{VOC}'"):
+    with pytest.raises(FileNotFoundError, match=f"did you mean 'nf_plugins::{VOC}'"):
         config_path("nf_plugins::" + VOC.replace("513x513", "512x512"))
     with pytest.raises(ValueError, match="not an nf_plugins:: config"):
         config_path("mmseg::_base_/default_runtime.py")
