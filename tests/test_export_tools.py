@@ -165,3 +165,18 @@ def test_export_onnx_checkpoint_exports_ema_like_export_hub(tmp_path, monkeypatc
         hub = export_hub.main([str(path), "--out", str(tmp_path / f"hub_{weights}"), "--no-macs", *extra])
         exported = safetensors.torch.load_file(hub / "model.safetensors")
         assert all(torch.equal(exported[k], v) for k, v in expected.items()), weights
+
+
+def test_export_hub_checkpoint_without_epoch_is_a_clear_error(tmp_path):
+    """A checkpoint that lacks the epoch the model card reports (an older or hand-made one) used to end in a
+    bare KeyError after the weights were read; now a ValueError naming the key, and nothing is written."""
+    raw = timm.create_model("nf_regnet_b0", num_classes=3).state_dict()
+    path = tmp_path / "last.pth"
+    save_training_checkpoint(
+        dict(model_name="nf_regnet_b0", model_kwargs={"num_classes": 3}, model=raw, step=5), path
+    )
+    with pytest.raises(
+        ValueError, match=r"last.pth' holds no 'epoch', which every checkpoint of `nf-plugins train-"
+    ):
+        export_hub.main([str(path), "--out", str(tmp_path / "hub"), "--weights", "model", "--no-macs"])
+    assert not (tmp_path / "hub").exists()

@@ -150,6 +150,38 @@ def test_config_errors_name_the_key(tmp_path):
         load_config(tmp_path / "nope.yaml", [])
 
 
+def test_config_inherits_its_base_and_takes_unset_sizes_and_dropout_from_the_model(tmp_path):
+    """A config's ``_base_`` sits under it, keys left out come from RECIPE or the model's pretrained_cfg and
+    default dropout; the numbers below are appendix D's for B3 and values typed here, not read from code."""
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "family.yaml").write_text("epochs: 7\nlr: 0.3\nweight_decay: 1.0e-4\n")
+    (tmp_path / "child.yaml").write_text("_base_: base/family.yaml\nmodel: nf_regnet_b3\nlr: 0.2\n")
+    cfg = load_config(tmp_path / "child.yaml", ["weight_decay=3e-5"])
+    assert (cfg["epochs"], cfg["lr"], cfg["weight_decay"]) == (7, 0.2, 3e-5)  # base < child < --set
+    assert (cfg["train_size"], cfg["test_size"], cfg["drop_rate"]) == (288, 320, 0.3)  # appendix D, B3
+    assert (cfg["batch_size"], cfg["label_smoothing"], cfg["drop_path_rate"]) == (1024, 0.1, 0.1)  # paper
+    pinned = load_config(tmp_path / "child.yaml", ["train_size=128", "drop_rate=0"])
+    assert (pinned["train_size"], pinned["test_size"], pinned["drop_rate"]) == (128, 320, 0.0)
+    shipped = load_config("nf_plugins::imagenet/nf_regnet_b0.yaml", [])
+    assert shipped == load_config(ROOT / "configs/imagenet/nf_regnet_b0.yaml", [])
+
+
+@pytest.mark.parametrize(
+    "base, message",
+    [
+        ("missing.yaml", r"config .*missing.yaml \(the _base_ of .*child.yaml\) does not exist"),
+        ("bad.yaml", r"unknown config key 'wieght_decay' in .*bad.yaml; did you mean 'weight_decay'"),
+        ("child.yaml", r"_base_ chain loops back to itself"),
+        ("[a.yaml, b.yaml]", r"_base_ must be one file name"),
+    ],
+)
+def test_a_bad_base_is_named(tmp_path, base, message):
+    (tmp_path / "bad.yaml").write_text("wieght_decay: 0.1\n")
+    (tmp_path / "child.yaml").write_text(f"_base_: {base}\nmodel: nf_regnet_b0\n")
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        load_config(tmp_path / "child.yaml", [])
+
+
 # ---- EMA, optimizer, schedule ------------------------------------------------------------------------
 
 
