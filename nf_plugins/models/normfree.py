@@ -276,12 +276,13 @@ class NormFreeNet(nn.Module):
         cfg = pop_overrides(cfg, kwargs)
         if kwargs:
             own = ("num_classes", "in_chans", "global_pool", "output_stride", "drop_rate", "drop_path_rate")
-            hint = did_you_mean(sorted(kwargs)[0], (*own, *CFG_FIELDS))
+            fields_ = [f for f in CFG_FIELDS if f not in own]
+            hint = did_you_mean(sorted(kwargs)[0], (*own, *fields_))
             raise TypeError(
-                f"NormFreeNet got unexpected keyword arguments {sorted(kwargs)}; {hint + ' ' if hint else ''}"
-                "it accepts num_classes, in_chans, global_pool, output_stride (8, 16 or 32), drop_rate, "
-                "drop_path_rate (and timm's features_only, out_indices, pretrained, pretrained_cfg), and "
-                f"overrides of the NfCfg fields {', '.join(f for f in CFG_FIELDS if f != 'drop_rate')}"
+                f"NormFreeNet got unexpected keyword arguments {sorted(kwargs)}; it accepts num_classes, "
+                "in_chans, global_pool, output_stride (8, 16 or 32), drop_rate, drop_path_rate (and timm's "
+                f"features_only, out_indices, pretrained, pretrained_cfg), and overrides of the NfCfg fields "
+                f"{', '.join(fields_)}" + (f"; {hint}" if hint else "")
             )
         if output_stride not in (8, 16, 32) or isinstance(output_stride, bool):
             raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride!r}")

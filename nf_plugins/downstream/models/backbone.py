@@ -9,8 +9,6 @@ returns ``forward_intermediates`` features.
 
 from __future__ import annotations
 
-import difflib
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,14 +20,9 @@ from torch import nn
 
 import nf_plugins  # noqa: F401  (registers the paper's models into timm)
 from nf_plugins.downstream.models import timm_extra  # noqa: F401  (resnetv2_200, the BN baseline timm lacks)
+from nf_plugins.errors import did_you_mean
+from nf_plugins.models._factory import check_checkpoint_file, check_model_name
 from nf_plugins.models._weights import load_checkpoint_checked
-
-
-def _unknown_model_error(model_name: str) -> KeyError:
-    arch = model_name.split(".", 1)[0]
-    close = difflib.get_close_matches(arch, timm.list_models(), n=5, cutoff=0.6)
-    hint = f"did you mean {', '.join(close)}?" if close else "see timm.list_models('nf_*')"
-    return KeyError(f"model.backbone.model_name={model_name!r} is not a timm model; {hint}")
 
 
 def dilate_last_stage(model: nn.Module, dilation: int = 2) -> list[nn.Conv2d]:
@@ -90,19 +83,21 @@ class NFBackbone(BaseModule):
             "drop_path_rate",
         )
         for key in kwargs:  # extra kwargs go to timm; a near-miss of our own is a typo, not a timm option
-            close = difflib.get_close_matches(key, own, n=1, cutoff=0.8)
-            if close:
-                raise TypeError(f"model.backbone got unknown key {key!r}; did you mean {close[0]!r}?")
+            hint = did_you_mean(key, own, n=1, cutoff=0.8)
+            if hint:
+                raise TypeError(f"model.backbone got unknown key {key!r}; {hint}")
         if not isinstance(model_name, str) or not model_name:
             raise TypeError(f"model.backbone.model_name must be a timm model name, got {model_name!r}")
-        if ":" not in model_name and not timm.is_model(model_name.split(".", 1)[0]):
-            raise _unknown_model_error(model_name)
-        if checkpoint_path and not os.path.isfile(checkpoint_path):
-            raise FileNotFoundError(
-                f"model.backbone.checkpoint_path={checkpoint_path!r} does not exist; pass ImageNet weights "
-                "of the classification model (e.g. from configs/imagenet/), or set "
-                "model.backbone.checkpoint_path=None to start from random weights"
-            )
+        try:  # the factory's checks, as an mmseg config key (a KeyError, as mmseg's registry raises)
+            check_model_name(model_name, key="model.backbone.model_name")
+        except ValueError as e:
+            raise KeyError(str(e)) from None
+        check_checkpoint_file(
+            checkpoint_path,
+            shown_as=f"model.backbone.checkpoint_path={checkpoint_path!r}",
+            fix="pass ImageNet weights of the classification model (e.g. from configs/imagenet/), or set "
+            "model.backbone.checkpoint_path=None to start from random weights",
+        )
         try:
             model = timm.create_model(
                 model_name,
