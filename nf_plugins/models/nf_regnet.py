@@ -8,6 +8,7 @@ SiLU, 2x2 avg-pool + 1x1 conv shortcuts, and a final 1x1 conv to 1280 * w4 / 440
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,22 +23,24 @@ WIDTH_MULTIPLIER = 0.75
 
 @dataclass(frozen=True)
 class RegNetVariant:
-    """One row of the paper's variant table (appendix D)."""
+    """One row of the paper's variant table (appendix D) with its size in Table 3: the one place of both."""
 
     widths: tuple[int, int, int, int]
     depths: tuple[int, int, int, int]
     train_px: int
     test_px: int
     drop_rate: float
+    params_m: float  # Table 3: parameters, millions
+    macs_b: float  # Table 3: "FLOPs", multiply-adds (billions) at test_px
 
 
 VARIANTS: dict[str, RegNetVariant] = {
-    "nf_regnet_b0": RegNetVariant((48, 104, 208, 440), (1, 3, 6, 6), 192, 224, 0.2),
-    "nf_regnet_b1": RegNetVariant((48, 104, 208, 440), (2, 4, 7, 7), 240, 256, 0.2),
-    "nf_regnet_b2": RegNetVariant((56, 112, 232, 488), (2, 4, 8, 8), 240, 272, 0.3),
-    "nf_regnet_b3": RegNetVariant((56, 128, 248, 528), (2, 5, 9, 9), 288, 320, 0.3),
-    "nf_regnet_b4": RegNetVariant((64, 144, 288, 616), (2, 6, 11, 11), 320, 384, 0.4),
-    "nf_regnet_b5": RegNetVariant((80, 168, 336, 704), (3, 7, 14, 14), 384, 456, 0.4),
+    "nf_regnet_b0": RegNetVariant((48, 104, 208, 440), (1, 3, 6, 6), 192, 224, 0.2, 8.6, 0.44),
+    "nf_regnet_b1": RegNetVariant((48, 104, 208, 440), (2, 4, 7, 7), 240, 256, 0.2, 10.0, 0.73),
+    "nf_regnet_b2": RegNetVariant((56, 112, 232, 488), (2, 4, 8, 8), 240, 272, 0.3, 13.8, 1.10),
+    "nf_regnet_b3": RegNetVariant((56, 128, 248, 528), (2, 5, 9, 9), 288, 320, 0.3, 18.1, 2.00),
+    "nf_regnet_b4": RegNetVariant((64, 144, 288, 616), (2, 6, 11, 11), 320, 384, 0.4, 29.3, 4.47),
+    "nf_regnet_b5": RegNetVariant((80, 168, 336, 704), (3, 7, 14, 14), 384, 456, 0.4, 48.7, 10.56),
 }
 
 
@@ -73,35 +76,43 @@ def _create(variant: str, pretrained: bool, **kwargs: Any) -> NormFreeNet:
     return create_nf(variant, model_cfgs[variant], pretrained, **kwargs)
 
 
+def _table3_doc(fn: Callable[..., NormFreeNet]) -> Callable[..., NormFreeNet]:
+    """The entrypoint's docstring, from its row of ``VARIANTS`` (written once, there)."""
+    v = VARIANTS[fn.__name__]
+    title = fn.__name__.replace("nf_regnet_b", "NF-RegNet-B")
+    fn.__doc__ = f"{title}: {v.params_m}M params, {v.macs_b:.2f}B MACs at {v.test_px} px (paper Table 3)."
+    return fn
+
+
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Overwriting nf_", category=UserWarning)
 
     @register_model
+    @_table3_doc
     def nf_regnet_b0(pretrained: bool = False, **kwargs: Any) -> NormFreeNet:
-        """NF-RegNet-B0: 8.6M params, 0.44B MACs at 224 px (paper table 3)."""
         return _create("nf_regnet_b0", pretrained, **kwargs)
 
     @register_model
+    @_table3_doc
     def nf_regnet_b1(pretrained: bool = False, **kwargs: Any) -> NormFreeNet:
-        """NF-RegNet-B1: 10.0M params, 0.73B MACs at 256 px."""
         return _create("nf_regnet_b1", pretrained, **kwargs)
 
     @register_model
+    @_table3_doc
     def nf_regnet_b2(pretrained: bool = False, **kwargs: Any) -> NormFreeNet:
-        """NF-RegNet-B2: 13.8M params, 1.10B MACs at 272 px."""
         return _create("nf_regnet_b2", pretrained, **kwargs)
 
     @register_model
+    @_table3_doc
     def nf_regnet_b3(pretrained: bool = False, **kwargs: Any) -> NormFreeNet:
-        """NF-RegNet-B3: 18.1M params, 2.00B MACs at 320 px."""
         return _create("nf_regnet_b3", pretrained, **kwargs)
 
     @register_model
+    @_table3_doc
     def nf_regnet_b4(pretrained: bool = False, **kwargs: Any) -> NormFreeNet:
-        """NF-RegNet-B4: 29.3M params, 4.47B MACs at 384 px."""
         return _create("nf_regnet_b4", pretrained, **kwargs)
 
     @register_model
+    @_table3_doc
     def nf_regnet_b5(pretrained: bool = False, **kwargs: Any) -> NormFreeNet:
-        """NF-RegNet-B5: 48.7M params, 10.56B MACs at 456 px."""
         return _create("nf_regnet_b5", pretrained, **kwargs)

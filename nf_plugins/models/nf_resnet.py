@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 from timm.models import register_model
@@ -44,35 +45,41 @@ def _create(variant: str, pretrained: bool, **kwargs: Any) -> NormFreeNet:
     return create_nf(variant, model_cfgs[variant], pretrained, **kwargs)
 
 
+def _depths_doc(fn: Callable[..., NormFreeNet]) -> Callable[..., NormFreeNet]:
+    """The entrypoint's docstring, from its config in ``model_cfgs``."""
+    fn.__doc__ = f"NF-ResNet-{fn.__name__[len('nf_resnet') :]}, depths {model_cfgs[fn.__name__].depths}."
+    return fn
+
+
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Overwriting nf_", category=UserWarning)
 
     @register_model
+    @_depths_doc
     def nf_resnet26(pretrained: bool = False, **kwargs: Any) -> NormFreeNet:
-        """NF-ResNet-26, depths (2, 2, 2, 2)."""
         return _create("nf_resnet26", pretrained, **kwargs)
 
     @register_model
+    @_depths_doc
     def nf_resnet50(pretrained: bool = False, **kwargs: Any) -> NormFreeNet:
-        """NF-ResNet-50, depths (3, 4, 6, 3)."""
         return _create("nf_resnet50", pretrained, **kwargs)
 
     @register_model
+    @_depths_doc
     def nf_resnet101(pretrained: bool = False, **kwargs: Any) -> NormFreeNet:
-        """NF-ResNet-101, depths (3, 4, 23, 3)."""
         return _create("nf_resnet101", pretrained, **kwargs)
 
     @register_model
+    @_depths_doc
     def nf_resnet152(pretrained: bool = False, **kwargs: Any) -> NormFreeNet:
-        """NF-ResNet-152, depths (3, 8, 36, 3)."""
         return _create("nf_resnet152", pretrained, **kwargs)
 
     @register_model
+    @_depths_doc
     def nf_resnet200(pretrained: bool = False, **kwargs: Any) -> NormFreeNet:
-        """NF-ResNet-200, depths (3, 24, 36, 3)."""
         return _create("nf_resnet200", pretrained, **kwargs)
 
     @register_model
+    @_depths_doc
     def nf_resnet288(pretrained: bool = False, **kwargs: Any) -> NormFreeNet:
-        """NF-ResNet-288, depths (24, 24, 24, 24)."""
         return _create("nf_resnet288", pretrained, **kwargs)
