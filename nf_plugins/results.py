@@ -247,7 +247,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> str:
     """Read every work dir and validate JSON (all checked before anything is written), then the tables."""
     from .atomic import atomic_write_text
-    from .evaluate import read_validation_record
+    from .hub.validate_record import read_validation_record
     from .outputs import check_output_file
 
     if args.output:

@@ -22,6 +22,7 @@ from timm.models import _registry
 from torch import nn
 
 from nf_plugins import evaluate as ev
+from nf_plugins.hub.validate_record import RECORD_FORMAT, card_results, file_sha256
 
 NAME = "nfp_test_grey_net"
 GREYS = (0, 20, 50, 90, 140, 200, 235, 255)  # class k's prototype grey; distances from any grey differ
@@ -126,9 +127,9 @@ def test_cli_record_names_model_weights_data_and_versions(grey_checkpoint, folde
     argv = [NAME, "--data-dir", str(folder.parent), "--split", "val", "--checkpoint", str(grey_checkpoint)]
     ev.run(_args(*argv, "--workers", "0", "--output", str(out)))
     record = json.loads(out.read_text())
-    assert record["format"] == ev.RECORD_FORMAT and record["model"] == NAME and record["architecture"] == NAME
+    assert record["format"] == RECORD_FORMAT and record["model"] == NAME and record["architecture"] == NAME
     assert (record["top1_correct"], record["top5_correct"], record["n_images"]) == (6, 10, 14)
-    assert record["checkpoint_sha256"] == ev.file_sha256(grey_checkpoint)
+    assert record["checkpoint_sha256"] == file_sha256(grey_checkpoint)
     assert record["split_dir"] == str(folder.resolve()) and record["date"][:2] == "20"
     assert record["versions"]["timm"] == __import__("timm").__version__
     printed = capsys.readouterr()
@@ -221,7 +222,7 @@ def test_export_hub_card_takes_its_results_from_the_validate_json(tmp_path):
     for out in (a, b):  # timm's tiny test_resnet, two random inits
         export_hub.main(["test_resnet", "--out", str(out), "--no-macs"])
     record = ev.run(_args(f"local-dir:{a}", "--data-dir", str(data), "--workers", "0", "--output", str(v)))
-    assert record["checkpoint_sha256"] == ev.file_sha256(a / "model.safetensors")
+    assert record["checkpoint_sha256"] == file_sha256(a / "model.safetensors")
     assert record["class_index"] == "ImageNet synsets (1000 classes)"
     export_hub.main(
         [f"local-dir:{a}", "--out", str(tmp_path / "card"), "--no-macs", "--validate-json", str(v)]
@@ -238,13 +239,13 @@ def test_export_hub_card_takes_its_results_from_the_validate_json(tmp_path):
 
 
 def test_card_results_refuse_another_architecture_or_other_weights_of_the_checkpoint(grey_checkpoint):
-    record = {"architecture": NAME, "checkpoint_sha256": ev.file_sha256(grey_checkpoint), "weights": "ema"}
+    record = {"architecture": NAME, "checkpoint_sha256": file_sha256(grey_checkpoint), "weights": "ema"}
     with pytest.raises(ValueError, match="scored 'nfp_test_grey_net', not 'nf_regnet_b0'"):
-        ev.card_results(record, architecture="nf_regnet_b0", checkpoint=grey_checkpoint, weights="ema")
+        card_results(record, architecture="nf_regnet_b0", checkpoint=grey_checkpoint, weights="ema")
     with pytest.raises(
         ValueError, match="scored the 'ema' weights of the checkpoint, the export takes 'model'"
     ):
-        ev.card_results(record, architecture=NAME, checkpoint=grey_checkpoint, weights="model")
+        card_results(record, architecture=NAME, checkpoint=grey_checkpoint, weights="model")
 
 
 def test_nan_logits_give_an_error_not_an_accuracy(grey_checkpoint, folder):

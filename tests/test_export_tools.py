@@ -180,3 +180,21 @@ def test_export_hub_checkpoint_without_epoch_is_a_clear_error(tmp_path):
     ):
         export_hub.main([str(path), "--out", str(tmp_path / "hub"), "--weights", "model", "--no-macs"])
     assert not (tmp_path / "hub").exists()
+
+
+def test_export_hub_card_shows_the_recipe_the_checkpoint_saved(tmp_path):
+    """The card's recipe rows are the checkpoint's own ``recipe``; one written before train-imagenet saved
+    it shows its whole ``config`` instead."""
+    raw = timm.create_model("nf_regnet_b0", num_classes=3).state_dict()
+    state = dict(model_name="nf_regnet_b0", model_kwargs={"num_classes": 3}, model=raw, step=5, epoch=1)
+    for name, extra, rows in (
+        ("new", dict(recipe={"lr": 0.25}, config={"lr": 0.25, "workers": 3}), ["| lr | 0.25 |"]),
+        ("old", dict(config={"lr": 0.125, "workers": 3}), ["| lr | 0.125 |", "| workers | 3 |"]),
+    ):
+        save_training_checkpoint({**state, **extra}, tmp_path / f"{name}.pth")
+        out = export_hub.main(
+            [str(tmp_path / f"{name}.pth"), "--out", str(tmp_path / name), "--weights", "model", "--no-macs"]
+        )
+        card = (out / "README.md").read_text()
+        assert all(row in card for row in rows) and "| steps | 5 |" in card, card
+        assert name == "old" or "| workers |" not in card

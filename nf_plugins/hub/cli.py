@@ -21,11 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import check_output_dir
-from ..evaluate import card_results, read_validation_record
 from ..models import create_model
-from ..train.recipe import RECIPE_KEYS
 from .checkpoint import model_from_training_checkpoint
 from .export import export_for_hub, push_folder_to_hub, validate_repo_id
+from .validate_record import card_results, read_validation_record
 
 
 def _read_results(path: Path | None) -> dict[str, Any] | None:
@@ -78,7 +77,10 @@ def _source_kind(source: str) -> str:
 
 
 def _card_recipe(state: dict[str, Any], source: str, weights: str) -> dict[str, Any]:
-    """The model card's recipe rows: the recipe keys of the checkpoint's config, and how far it trained."""
+    """The model card's recipe rows: the recipe the checkpoint was trained with, and how far it trained.
+
+    ``train-imagenet`` saves its recipe (``nf_plugins.train.recipe.RECIPE_KEYS`` of its config) in every
+    checkpoint; one saved before it did shows its whole config."""
     missing = [key for key in ("step", "epoch") if key not in state]
     if missing:
         raise ValueError(
@@ -86,8 +88,7 @@ def _card_recipe(state: dict[str, Any], source: str, weights: str) -> dict[str, 
             "checkpoint of `nf-plugins train-imagenet` saves and the model card reports; export a last.pth "
             "written by train-imagenet"
         )
-    cfg = state.get("config") or {}
-    recipe = {k: cfg[k] for k in RECIPE_KEYS if k in cfg}
+    recipe = dict(state["recipe"] if "recipe" in state else state.get("config") or {})
     recipe.update(weights=weights, steps=state["step"], epochs_done=state["epoch"])
     return recipe
 

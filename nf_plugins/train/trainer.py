@@ -32,7 +32,7 @@ from ..imagenet_data import build_datasets
 from ..models import create_model
 from ..progress import Progress
 from .ema import PaperEma
-from .recipe import model_kwargs
+from .recipe import RECIPE_KEYS, model_kwargs
 from .resume import rng_state, seed_all, set_rng_state, trim_log
 
 
@@ -176,6 +176,7 @@ class Trainer:
             world_size=self.world_size,
             rng=rngs,
             config=self.cfg,
+            recipe={key: self.cfg[key] for key in RECIPE_KEYS},  # the model card's recipe rows
         )
         save_training_checkpoint(state, self.output / "last.pth")
 
