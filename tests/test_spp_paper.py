@@ -354,3 +354,14 @@ def test_nf_reference_nets_are_built_from_config_and_fold_as_the_plain_path(name
     got, want = (signal_propagation(m, img_size=32, batch_size=2) for m in (model, plain))
     for key in PANEL_KEYS:
         np.testing.assert_allclose(got.column(key), want.column(key), rtol=1e-4, err_msg=key)
+
+
+def test_unknown_reference_net_names_the_close_ones():
+    with pytest.raises(
+        ValueError, match=r"^unknown reference network 'NF, Scaled-WS'; did you mean 'NF, Scaled WS'"
+    ):
+        build_reference("NF, Scaled-WS", 12)
+    with pytest.raises(
+        ValueError, match=r"^unknown reference network 'ResNeXt'; choose from \['BN-ReLU-Conv'"
+    ):
+        build_reference("ResNeXt", 12)

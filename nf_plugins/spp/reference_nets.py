@@ -21,6 +21,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from ..errors import did_you_mean
 from ..layers import create_act, he_init_conv2d
 from ..models import NormFreeNet, create_model
 from .adapters import BlockFamily, register_family
@@ -281,5 +282,7 @@ FIGURES: dict[int, tuple[tuple[str, ...], bool, str]] = {
 def build_reference(name: str, depth: int = 600) -> nn.Module:
     """One of the paper's SPP networks by its legend name (see ``REFERENCE_NETS``)."""
     if name not in REFERENCE_NETS:
-        raise ValueError(f"unknown reference network {name!r}; choose from {list(REFERENCE_NETS)}")
+        hint = did_you_mean(str(name), REFERENCE_NETS)
+        choices = f"choose from {list(REFERENCE_NETS)}"
+        raise ValueError(f"unknown reference network {name!r}; {hint + ' ' if hint else ''}{choices}")
     return REFERENCE_NETS[name](depth)
