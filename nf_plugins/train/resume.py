@@ -31,6 +31,7 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore the states :func:`rng_state` returned (CUDA's only where this machine has CUDA)."""
     py = state["python"]
     random.setstate((py[0], tuple(py[1]), py[2]))
     name, keys, *rest = state["numpy"]
@@ -66,6 +67,7 @@ def trim_log(path: Path, step: int, epoch: int) -> int:
 
 
 def seed_all(seed: int) -> None:
+    """Seed Python's, numpy's and torch's generators (each process passes its own seed)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

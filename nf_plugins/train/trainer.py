@@ -153,6 +153,7 @@ class Trainer:
 
     # ---- checkpoints ------------------------------------------------------------------------------
     def _all_rng_states(self) -> list[dict[str, Any]]:
+        """Every process's RNG states, gathered (a collective: all ranks call it)."""
         state = rng_state()
         if not self.distributed:
             return [state]
@@ -161,6 +162,7 @@ class Trainer:
         return states
 
     def save(self) -> None:
+        """Write ``last.pth`` atomically (rank 0) with everything an exact resume needs."""
         rngs = self._all_rng_states()  # collective: every rank takes part
         if self.rank != 0:
             return
@@ -181,6 +183,7 @@ class Trainer:
         save_training_checkpoint(state, self.output / "last.pth")
 
     def resume(self, path: Path) -> None:
+        """Load a checkpoint of the same model and continue from its step, with its RNG states."""
         state = load_training_checkpoint(path)
         if state["model_name"] != self.cfg["model"]:
             raise ValueError(
@@ -262,6 +265,7 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module) -> float:
+        """Top-1 (%) of ``model`` on the validation split, over all processes."""
         model.eval()
         correct = torch.zeros(2, device=self.device)
         for images, targets in self.val_loader:
@@ -273,6 +277,7 @@ class Trainer:
         return float(100.0 * correct[0] / correct[1].clamp(min=1))
 
     def fit(self, stop_after_epochs: int | None = None) -> None:
+        """Train to ``epochs`` (or ``stop_after_epochs``), logging and checkpointing each epoch."""
         end = self.cfg["epochs"] if stop_after_epochs is None else min(self.cfg["epochs"], stop_after_epochs)
         while self.epoch < end:
             start = time.time()
