@@ -42,7 +42,6 @@ BN_BASELINES = [p for p in SEG_DEPTH if "resnetv2" in osp.basename(p)]
 BN_FAST = [p for p in BN_BASELINES if "fcn_resnetv2-50" in p]  # NYU's BN baselines have no SyncBN
 
 
-
 def _id(path: str) -> str:
     return osp.basename(path).split("_8xb32")[0].split("-d16")[0].removesuffix(".yaml")
 
