@@ -66,7 +66,7 @@ def depth_to_mm(depth_m: np.ndarray, where: str) -> np.ndarray:
 
     Raises ``ValueError`` naming ``where`` for maps no Kinect frame can hold: no valid pixel, negative
     depth, or depth beyond :data:`MAX_DEPTH_M` (millimetres passed as metres would saturate 16 bits)."""
-    depth_m = np.asarray(depth_m, dtype=np.float64)
+    depth_m = np.asarray(depth_m)  # rounded in its own precision (float32 maps stay bit-identical)
     finite = np.isfinite(depth_m)
     if not (finite & (depth_m > 0)).any():
         raise ValueError(f"{where} has no valid depth (0 everywhere); it would train and score nothing")
