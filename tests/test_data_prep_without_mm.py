@@ -25,10 +25,11 @@ scipy_io = pytest.importorskip("scipy.io")
 ROOT = Path(__file__).resolve().parents[1]
 BLOCKED = ("mmseg", "mmcv", "mmengine")
 
-# Runs each (tool, argv) of the JSON list in argv[1] as `python tools/<tool> ARGV` would, in one
-# interpreter whose first meta-path finder refuses BLOCKED; prints the refused import attempts.
+# Imports every module of nf_plugins.data, then runs each (tool, argv) of the JSON list in argv[1] as
+# `python tools/<tool> ARGV` would, in one interpreter whose first meta-path finder refuses BLOCKED; prints
+# the refused import attempts and what of BLOCKED and nf_plugins.downstream got loaded.
 RUNNER = f"""
-import importlib.abc, json, runpy, sys
+import importlib, importlib.abc, json, pkgutil, runpy, sys
 
 attempts = []
 
@@ -40,6 +41,9 @@ class Refuse(importlib.abc.MetaPathFinder):
         return None
 
 sys.meta_path.insert(0, Refuse())
+import nf_plugins.data
+for module in pkgutil.iter_modules(nf_plugins.data.__path__):
+    importlib.import_module("nf_plugins.data." + module.name)
 for tool, argv in json.loads(sys.argv[1]):
     sys.argv = [tool, *argv]
     try:
@@ -48,7 +52,7 @@ for tool, argv in json.loads(sys.argv[1]):
         if e.code:
             raise
 print("refused imports:", sorted(set(attempts)))
-print("loaded:", sorted(m for m in sys.modules if m.split(".")[0] in {BLOCKED!r}))
+print("loaded:", sorted(m for m in sys.modules if m.split(".")[0] in {BLOCKED!r} or "downstream" in m))
 """
 
 
