@@ -110,4 +110,3 @@ def make_synthetic_voc(
         with open(osp.join(sbd, name + ".txt"), "w") as f:
             f.writelines(i + "\n" for i in lst)
     return dict(train=n_train, aug=n_sbd_extra, trainaug=n_train + n_sbd_extra, val=n_val)
-
