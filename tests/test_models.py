@@ -37,13 +37,6 @@ def block_output_stats(model: torch.nn.Module, x: torch.Tensor) -> list[tuple[in
     return stats
 
 
-def with_unit_skip_gains(model: torch.nn.Module) -> torch.nn.Module:
-    for m in model.modules():
-        if isinstance(m, NormFreeBlock):
-            m.skipinit_gain.data.fill_(1.0)
-    return model
-
-
 def test_resnet50_signal_propagation_follows_analytic_variance():
     """Var after block k of a stage is 1 + (k+1) alpha^2: growth by alpha^2 = 0.04 per block.
 
@@ -51,7 +44,7 @@ def test_resnet50_signal_propagation_follows_analytic_variance():
     level right after each transition (1 + alpha^2: the transition re-normalises the stream to 1; not
     checked in the last stage, 5x5 px, where zero padding lowers it). Measured: increments 0.031-0.040.
     """
-    model = with_unit_skip_gains(NormFreeNet(resnet_cfgs["nf_resnet50"])).eval()
+    model = NormFreeNet(resnet_cfgs["nf_resnet50"], skipinit_gain=1.0).eval()
     stats = block_output_stats(model, torch.randn(8, 3, 160, 160))
     for stage, k, sq_mean, var in stats:
         assert sq_mean < 0.1
@@ -91,7 +84,7 @@ def test_beta_is_the_expected_std_with_a_reset_after_each_transition(name):
 
 def test_measured_block_input_variance_is_beta_squared():
     """On a network without avg-pool shortcuts the stream entering each block has variance beta^2."""
-    model = with_unit_skip_gains(NormFreeNet(resnet_cfgs["nf_resnet26"])).eval()
+    model = NormFreeNet(resnet_cfgs["nf_resnet26"], skipinit_gain=1.0).eval()
     measured, hooks = [], []
     for stage in model.stages:
         for block in stage:
@@ -117,7 +110,7 @@ def test_regnet_b0_signal_propagation():
     the same network with strided-conv shortcuts follows 1 + k alpha^2 in absolute terms.
     """
     x = torch.randn(8, 3, 160, 160)
-    model = with_unit_skip_gains(NormFreeNet(regnet_cfgs["nf_regnet_b0"])).eval()
+    model = NormFreeNet(regnet_cfgs["nf_regnet_b0"], skipinit_gain=1.0).eval()
     stats = block_output_stats(model, x)
     transition_var = {}
     for stage, k, sq_mean, var in stats:
@@ -127,7 +120,7 @@ def test_regnet_b0_signal_propagation():
         assert sq_mean < 0.1
     no_pool = dataclasses.replace(regnet_cfgs["nf_regnet_b0"], shortcut_pool=False)
     torch.manual_seed(0)
-    stats = block_output_stats(with_unit_skip_gains(NormFreeNet(no_pool)).eval(), x)
+    stats = block_output_stats(NormFreeNet(no_pool, skipinit_gain=1.0).eval(), x)
     for stage, k, _, var in stats[:-6]:  # the last stage is 5x5 px: zero padding dominates
         assert var == pytest.approx(1 + (k + 1) * ALPHA**2, rel=0.2), (stage, k)
 
@@ -136,7 +129,7 @@ def test_regnet_b0_signal_propagation():
 def test_he_init_without_scaled_ws_shows_mean_shift(name):
     cfgs = {**resnet_cfgs, **regnet_cfgs}
     he = dataclasses.replace(cfgs[name], conv_type="he_init")
-    stats = block_output_stats(with_unit_skip_gains(NormFreeNet(he)).eval(), torch.randn(8, 3, 160, 160))
+    stats = block_output_stats(NormFreeNet(he, skipinit_gain=1.0).eval(), torch.randn(8, 3, 160, 160))
     assert max(s[2] for s in stats) > 0.2  # the mean shift the Scaled WS models keep below 0.1
 
 
