@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
 
 # name -> (module, one-line help). Each module defines ``add_arguments(parser)`` and ``run(args, parser)``;
 # it is imported only when its command runs (or its --help is asked for), so `nf-plugins demo` never
-# imports mmseg and `nf-plugins prepare-nyu` never imports torch's training stack.
+# imports mmseg and `nf-plugins prepare-nyu` imports neither mmseg, mmcv nor mmengine. An int that
+# ``run`` returns is the exit status; anything else (a path, a record) means success.
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("nf_plugins.demo", "model table against the paper, and a forward pass of every model"),
     "bench": ("nf_plugins.bench.cli", "side-by-side speed/memory benchmark (JSON + markdown ratios)"),
@@ -59,8 +60,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "collect-results": ("nf_plugins.results", "README Table 6/7 'ours' columns from VOC/NYU work dirs"),
     "prepare-voc": ("nf_plugins.data.voc", "VOC2012 + SBD archives -> mmseg's VOCaug layout, checked"),
     "prepare-nyu": ("nf_plugins.data.nyu", "NYUv2 (.mat + splits, or mmseg's zip) -> mmseg's NYU layout"),
-    "train-imagenet": ("nf_plugins.train.cli", "the paper's ImageNet recipe (single process or torchrun)"),
-    "export-hub": ("nf_plugins.hub.cli", "a model or training checkpoint to timm's Hub layout (and publish)"),
     "train": ("nf_plugins.downstream.commands.train", "train an mmseg config (mmseg's tools/train.py flags)"),
     "test": ("nf_plugins.downstream.commands.test", "score a checkpoint with any mmseg config (strict load)"),
     "demo-segmentation": (
@@ -71,6 +70,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "nf_plugins.downstream.commands.demo_depth",
         "fine-tune the depth model on rendered NYU-layout rooms on CPU; rms against the mean depth",
     ),
+    "train-imagenet": ("nf_plugins.train.cli", "the paper's ImageNet recipe (single process or torchrun)"),
+    "export-hub": ("nf_plugins.hub.cli", "a model or training checkpoint to timm's Hub layout (and publish)"),
 }
 
 
@@ -88,8 +89,8 @@ def _run(argv: list[str]) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra:  # said by the subcommand, whose --help lists what it takes
         parsers[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
-    importlib.import_module(COMMANDS[args.command][0]).run(args, parsers[args.command])
-    return 0
+    status = importlib.import_module(COMMANDS[args.command][0]).run(args, parsers[args.command])
+    return status if isinstance(status, int) and not isinstance(status, bool) else 0
 
 
 if __name__ == "__main__":
