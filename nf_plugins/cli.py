@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from ._quiet import filter_third_party_warnings
 from .errors import USER_ERRORS, UsageError, one_line
@@ -73,6 +74,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train-imagenet": ("nf_plugins.train.cli", "the paper's ImageNet recipe (single process or torchrun)"),
     "export-hub": ("nf_plugins.hub.cli", "a model or training checkpoint to timm's Hub layout (and publish)"),
 }
+
+
+def call(command: str, argv: list[str]) -> Any:
+    """Run one subcommand with ``argv`` and return what its ``run`` returns, every error propagating (no
+    one-line conversion, no exit): how scripts and tests call a command in process."""
+    import importlib
+
+    module = importlib.import_module(COMMANDS[command][0])
+    parser = argparse.ArgumentParser(prog=f"nf-plugins {command}", description=module.__doc__)
+    module.add_arguments(parser)
+    filter_third_party_warnings()
+    return module.run(parser.parse_args(argv), parser)
 
 
 def _run(argv: list[str]) -> int:

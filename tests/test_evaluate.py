@@ -211,7 +211,7 @@ def _resnet18_sd(tmp_path: Path) -> Path:
 
 def test_export_hub_card_takes_its_results_from_the_validate_json(tmp_path):
     """The card shows the validate numbers for the weights they scored, and refuses another export's."""
-    from nf_plugins.hub import cli as export_hub
+    from nf_plugins.cli import call
 
     data = tmp_path / "data"
     for synset in ("n01440764", "n01443537"):
@@ -220,20 +220,22 @@ def test_export_hub_card_takes_its_results_from_the_validate_json(tmp_path):
     torch.manual_seed(0)
     a, b, v = tmp_path / "a", tmp_path / "b", tmp_path / "v.json"
     for out in (a, b):  # timm's tiny test_resnet, two random inits
-        export_hub.main(["test_resnet", "--out", str(out), "--no-macs"])
+        call("export-hub", ["test_resnet", "--out", str(out), "--no-macs"])
     record = ev.run(_args(f"local-dir:{a}", "--data-dir", str(data), "--workers", "0", "--output", str(v)))
     assert record["checkpoint_sha256"] == file_sha256(a / "model.safetensors")
     assert record["class_index"] == "ImageNet synsets (1000 classes)"
-    export_hub.main(
-        [f"local-dir:{a}", "--out", str(tmp_path / "card"), "--no-macs", "--validate-json", str(v)]
+    call(
+        "export-hub",
+        [f"local-dir:{a}", "--out", str(tmp_path / "card"), "--no-macs", "--validate-json", str(v)],
     )
     card = (tmp_path / "card" / "README.md").read_text()
     assert f"| ImageNet top-1 (%) | {round(record['top1'], 2):g} |" in card
     assert f"| ImageNet top-5 (%) | {round(record['top5'], 2):g} |" in card
     assert "| images scored | 2 |" in card and "| eval input | 160 px, crop_pct 0.95, bilinear |" in card
     with pytest.raises(ValueError, match="SHA-256 differs"):
-        export_hub.main(
-            [f"local-dir:{b}", "--out", str(tmp_path / "c2"), "--no-macs", "--validate-json", str(v)]
+        call(
+            "export-hub",
+            [f"local-dir:{b}", "--out", str(tmp_path / "c2"), "--no-macs", "--validate-json", str(v)],
         )
     assert not (tmp_path / "c2").exists()
 

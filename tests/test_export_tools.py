@@ -21,6 +21,7 @@ import torch
 import nf_plugins.deploy
 import nf_plugins.hub
 import nf_plugins.models
+from nf_plugins.cli import call
 from nf_plugins.cli import main as cli_main
 from nf_plugins.hub import cli as export_hub
 from nf_plugins.hub import export_for_hub
@@ -93,7 +94,7 @@ def test_export_hub_unwritable_output_fails_fast_leaving_nothing(unwritable, no_
     with pytest.raises(
         PermissionError, match=rf"output folder '{unwritable}/hub_b0' is not writable \(PermissionError"
     ):
-        export_hub.main(["nf_regnet_b0", "--out", str(unwritable / "hub_b0")])
+        call("export-hub", ["nf_regnet_b0", "--out", str(unwritable / "hub_b0")])
     assert time.perf_counter() - start < 2
     assert _entries(unwritable) == before
 
@@ -112,7 +113,7 @@ def test_export_hub_bad_results_named_before_work(tmp_path, no_work, content, ms
     results = tmp_path / "results.json"
     results.write_text(content)
     with pytest.raises(ValueError, match=rf"--results '{results}'.*{msg}"):
-        export_hub.main(["nf_regnet_b0", "--out", str(tmp_path / "out"), "--results", str(results)])
+        call("export-hub", ["nf_regnet_b0", "--out", str(tmp_path / "out"), "--results", str(results)])
     assert not (tmp_path / "out").exists()
 
 
@@ -124,14 +125,14 @@ def test_export_hub_refuses_hub_sources_and_export_folders(tmp_path, no_work, mo
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline)
     with pytest.raises(ValueError, match=r"never looks up the Hub; .*hf download ORG/REPO --local-dir DIR"):
-        export_hub.main(["hf-hub:org/nf_regnet_b0", "--out", str(tmp_path / "out")])
+        call("export-hub", ["hf-hub:org/nf_regnet_b0", "--out", str(tmp_path / "out")])
     exported = tmp_path / "exported"
     exported.mkdir()
     (exported / "config.json").write_text("{}")
     with pytest.raises(
         ValueError, match=rf"is an exported folder, not a training checkpoint; .*local-dir:{exported}"
     ):
-        export_hub.main([str(exported), "--out", str(tmp_path / "out")])
+        call("export-hub", [str(exported), "--out", str(tmp_path / "out")])
     assert not (tmp_path / "out").exists()
 
 
@@ -141,7 +142,7 @@ def test_export_hub_local_dir_source_keeps_its_weights(tmp_path):
     with torch.no_grad():
         model.get_classifier().weight.normal_()  # zero at init: make the weights tell apart
     first = export_for_hub(model, tmp_path / "first", compute_macs=False)
-    second = export_hub.main([f"local-dir:{first}", "--out", str(tmp_path / "second"), "--no-macs"])
+    second = call("export-hub", [f"local-dir:{first}", "--out", str(tmp_path / "second"), "--no-macs"])
     a = safetensors.torch.load_file(first / "model.safetensors")
     b = safetensors.torch.load_file(second / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -162,7 +163,7 @@ def test_export_onnx_checkpoint_exports_ema_like_export_hub(tmp_path, monkeypatc
         cli_main(["export-onnx", *onnx_args, "--checkpoint", str(path), *extra])
         got = seen[-1].state_dict()
         assert all(torch.equal(got[k], v) for k, v in expected.items()), weights
-        hub = export_hub.main([str(path), "--out", str(tmp_path / f"hub_{weights}"), "--no-macs", *extra])
+        hub = call("export-hub", [str(path), "--out", str(tmp_path / f"hub_{weights}"), "--no-macs", *extra])
         exported = safetensors.torch.load_file(hub / "model.safetensors")
         assert all(torch.equal(exported[k], v) for k, v in expected.items()), weights
 
@@ -178,7 +179,7 @@ def test_export_hub_checkpoint_without_epoch_is_a_clear_error(tmp_path):
     with pytest.raises(
         ValueError, match=r"last.pth' holds no 'epoch', which every checkpoint of `nf-plugins train-"
     ):
-        export_hub.main([str(path), "--out", str(tmp_path / "hub"), "--weights", "model", "--no-macs"])
+        call("export-hub", [str(path), "--out", str(tmp_path / "hub"), "--weights", "model", "--no-macs"])
     assert not (tmp_path / "hub").exists()
 
 
@@ -192,8 +193,9 @@ def test_export_hub_card_shows_the_recipe_the_checkpoint_saved(tmp_path):
         ("old", dict(config={"lr": 0.125, "workers": 3}), ["| lr | 0.125 |", "| workers | 3 |"]),
     ):
         save_training_checkpoint({**state, **extra}, tmp_path / f"{name}.pth")
-        out = export_hub.main(
-            [str(tmp_path / f"{name}.pth"), "--out", str(tmp_path / name), "--weights", "model", "--no-macs"]
+        out = call(
+            "export-hub",
+            [str(tmp_path / f"{name}.pth"), "--out", str(tmp_path / name), "--weights", "model", "--no-macs"],
         )
         card = (out / "README.md").read_text()
         assert all(row in card for row in rows) and "| steps | 5 |" in card, card

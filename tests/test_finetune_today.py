@@ -37,13 +37,12 @@ from mmseg.registry import MODELS  # noqa: E402
 from timm.models import save_for_hf  # noqa: E402
 from torch import nn  # noqa: E402
 
+from nf_plugins.cli import call  # noqa: E402
 from nf_plugins.data import nyu, synthetic_nyu  # noqa: E402
 from nf_plugins.data.synthetic_voc import make_synthetic_voc  # noqa: E402
 from nf_plugins.data.voc import prepare_vocaug  # noqa: E402
 from nf_plugins.downstream.engine.checkpoint_io import load_checkpoint_file  # noqa: E402
 from nf_plugins.downstream.engine.cpu_config import small_run_config  # noqa: E402
-from nf_plugins.hub import cli as export_hub  # noqa: E402
-from nf_plugins.train.cli import main as train_main  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SEG, DEPTH = ROOT / "configs/segmentation", ROOT / "configs/depth"
@@ -323,8 +322,8 @@ def test_own_paper_exact_weights_land_bit_for_bit(voc_root, tmp_path, monkeypatc
         "--device",
         "cpu",
     ]
-    train_main([*map(str, args), "--set", *tiny])
-    export_hub.main([str(run / "last.pth"), "--out", str(hub), "--tag", "my_in1k", "--no-macs"])
+    call("train-imagenet", [*map(str, args), "--set", *tiny])
+    call("export-hub", [str(run / "last.pth"), "--out", str(hub), "--tag", "my_in1k", "--no-macs"])
     weights = safetensors.torch.load_file(hub / "model.safetensors")
     # Not one tensor is at its initial value (zero-initialised biases, SkipInit gains and classifier
     # included), so a backbone left at its init, or re-initialised, fails below.

@@ -21,9 +21,8 @@ import yaml
 from PIL import Image
 
 import nf_plugins
-from nf_plugins.hub import cli as export_hub
+from nf_plugins.cli import call
 from nf_plugins.hub import load_training_checkpoint, model_from_training_checkpoint
-from nf_plugins.train.cli import main as train_main
 from nf_plugins.train.ema import PaperEma
 from nf_plugins.train.recipe import load_config
 from nf_plugins.train.trainer import Trainer
@@ -91,7 +90,7 @@ def setup(tmp_path_factory):
 def _train(setup, out: str, *extra: str) -> Path:
     root, config, _ = setup
     args = [str(config), "--data-dir", str(root / "data"), "--output", str(root / out), "--device", "cpu"]
-    train_main([*args, "--import", "tiny_models", *extra])
+    call("train-imagenet", [*args, "--import", "tiny_models", *extra])
     return root / out
 
 
@@ -262,9 +261,11 @@ def test_single_process_trains_resumes_exactly_and_exports(setup, tmp_path, caps
     results.write_text(json.dumps({"top1": 66.7}))
     out = tmp_path / "hub"
     with pytest.raises(ValueError, match="repo id"):
-        export_hub.main([str(full / "last.pth"), "--out", str(out), "--push", "not a repo"])
+        call("export-hub", [str(full / "last.pth"), "--out", str(out), "--push", "not a repo"])
     assert not out.exists()
-    export_hub.main([str(full / "last.pth"), "--out", str(out), "--tag", "tiny", "--results", str(results)])
+    call(
+        "export-hub", [str(full / "last.pth"), "--out", str(out), "--tag", "tiny", "--results", str(results)]
+    )
     card = (out / "README.md").read_text()
     assert "| lr | 0.1 |" in card and "| steps | 9 |" in card and "| weights | ema |" in card
     assert "| top1 | 66.7 |" in card

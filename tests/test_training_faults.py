@@ -24,8 +24,8 @@ import torch
 import yaml
 from PIL import Image
 
+from nf_plugins.cli import call
 from nf_plugins.hub import load_training_checkpoint
-from nf_plugins.train.cli import main as train_main
 from nf_plugins.train.recipe import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,11 +76,11 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, mo
     monkeypatch.syspath_prepend(str(tmp_path))
     out = tmp_path / "run"
     args = [*_tiny_run(tmp_path), "--output", str(out)]
-    train_main([*args, "--stop-after-epochs", "1"])  # 3 good steps, checkpoint at epoch 1
+    call("train-imagenet", [*args, "--stop-after-epochs", "1"])  # 3 good steps, checkpoint at epoch 1
     good = (out / "last.pth").read_bytes()
     monkeypatch.setenv("NF_TEST_NAN", "1")
     with pytest.raises(FloatingPointError, match=r"loss is nan at step 3; lower lr or check the data"):
-        train_main([*args, "--resume", str(out / "last.pth")])
+        call("train-imagenet", [*args, "--resume", str(out / "last.pth")])
     assert (out / "last.pth").read_bytes() == good
     state = load_training_checkpoint(out / "last.pth")
     assert state["epoch"] == 1 and state["step"] == 3
@@ -144,9 +144,9 @@ def test_resume_after_a_kill_reaches_the_uninterrupted_weights(tmp_path, monkeyp
         proc.wait()
     interrupted_at = load_training_checkpoint(killed / "last.pth")["epoch"]
     assert 1 <= interrupted_at < 3, "the run was not killed mid-training"
-    train_main([*args, "--output", str(killed), "--resume", str(killed / "last.pth")])
+    call("train-imagenet", [*args, "--output", str(killed), "--resume", str(killed / "last.pth")])
     full = tmp_path / "full"
-    train_main([*args, "--output", str(full)])
+    call("train-imagenet", [*args, "--output", str(full)])
     a, b = load_training_checkpoint(full / "last.pth"), load_training_checkpoint(killed / "last.pth")
     assert a["step"] == b["step"] == 9
     for name, tensor in a["model"].items():
@@ -177,7 +177,7 @@ def test_val_missing_a_class_is_an_error_naming_it(tmp_path, monkeypatch):
     args = _args(tmp_path, "--stop-after-epochs", "1")
     shutil.rmtree(tmp_path / "data/val/class1")
     with pytest.raises(ValueError, match=r"missing from val/: \['class1'\], missing from train/: none"):
-        train_main(args)
+        call("train-imagenet", args)
     assert not (tmp_path / "run").exists()  # refused before anything was built or written
 
 
@@ -189,8 +189,8 @@ def test_missing_val_folder_is_an_error_unless_validation_is_off(tmp_path, monke
     with pytest.raises(
         FileNotFoundError, match=r"no validation folder: looked for validation, val, .*--no-val"
     ):
-        train_main(args)
-    train_main([*args, "--no-val"])
+        call("train-imagenet", args)
+    call("train-imagenet", [*args, "--no-val"])
     epoch = [json.loads(line) for line in (tmp_path / "run/log.jsonl").read_text().splitlines()][-1]
     assert epoch["epoch"] == 1 and "top1" not in epoch and "ema_top1" not in epoch
 
@@ -223,7 +223,7 @@ def test_class_folders_that_would_shift_labels_are_refused(tmp_path, monkeypatch
     else:
         args += ["--set", "val_split=train"]
     with pytest.raises(error, match=message):
-        train_main(args)
+        call("train-imagenet", args)
     assert not (tmp_path / "run").exists()
 
 
@@ -255,7 +255,7 @@ def test_corrupt_training_images_are_named_and_counted_and_a_corrupt_val_image_s
     for path in bad:
         path.write_bytes(path.read_bytes()[:60])  # truncated PNG
     with caplog.at_level(logging.WARNING):
-        train_main(args)
+        call("train-imagenet", args)
     named = {str(r.args[0]) for r in caplog.records if "skipped undecodable" in r.getMessage()}
     assert named == {str(p) for p in bad}
     epoch = json.loads((tmp_path / "run/log.jsonl").read_text().splitlines()[-1])
@@ -263,7 +263,7 @@ def test_corrupt_training_images_are_named_and_counted_and_a_corrupt_val_image_s
     victim = tmp_path / "data/val/class0/0.png"
     victim.write_bytes(b"not a png")
     with pytest.raises(ValueError, match=rf"{victim}: not a decodable image .*validation scores every image"):
-        train_main([*args, "--output", str(tmp_path / "run2")])  # the last --output wins
+        call("train-imagenet", [*args, "--output", str(tmp_path / "run2")])  # the last --output wins
 
 
 def test_skipped_images_are_counted_across_dataloader_workers(tmp_path):
@@ -285,13 +285,13 @@ def test_resume_never_logs_a_step_twice(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     args = _args(tmp_path)
     run = tmp_path / "run"
-    train_main([*args, "--stop-after-epochs", "1"])
+    call("train-imagenet", [*args, "--stop-after-epochs", "1"])
     epoch1 = (run / "last.pth").read_bytes()
-    train_main([*args, "--stop-after-epochs", "2", "--resume", str(run / "last.pth")])
+    call("train-imagenet", [*args, "--stop-after-epochs", "2", "--resume", str(run / "last.pth")])
     (run / "last.pth").write_bytes(epoch1)  # the kill: epoch 2 is logged, its checkpoint never landed
     with (run / "log.jsonl").open("a") as f:
         f.write('{"epoch": 2, "st')  # and the last line was cut short
-    train_main([*args, "--resume", str(run / "last.pth")])
+    call("train-imagenet", [*args, "--resume", str(run / "last.pth")])
     assert _steps(run) == list(range(1, 10))
     records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]  # all parse
     assert [r["epoch"] for r in records if "train_loss" in r] == [1, 2, 3]
@@ -312,6 +312,6 @@ def test_unwritable_output_fails_at_once_leaving_nothing(tmp_path, monkeypatch, 
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     start = time.perf_counter()
     with pytest.raises(error, match=r"--output .* choose another path|--output .* is a folder"):
-        train_main([*base, "--output", str(out)])
+        call("train-imagenet", [*base, "--output", str(out)])
     assert time.perf_counter() - start < 2.0
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before

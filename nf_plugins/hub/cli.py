@@ -165,17 +165,3 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Path:
         url = push_folder_to_hub(folder, args.push, token=args.token, private=args.private)
         print(f"pushed to {args.push}: {url}")
     return folder
-
-
-def main(argv: list[str] | None = None) -> Path:
-    """Export with ``argv`` and let errors propagate (for scripts and tests; ``nf-plugins export-hub``
-    reports them on one line)."""
-    from .._quiet import filter_third_party_warnings
-
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    filter_third_party_warnings()
-    return run(args, parser)

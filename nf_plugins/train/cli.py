@@ -74,17 +74,3 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None)
         log.unlink()
     trainer.fit(args.stop_after_epochs)
     exit_if_distributed()  # torch 2.13 gloo teardown can deadlock or abort: see nf_plugins.distributed
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Train with ``argv`` and let errors propagate (for scripts and tests; ``nf-plugins train-imagenet``
-    reports them on one line)."""
-    from .._quiet import filter_third_party_warnings
-
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    filter_third_party_warnings()
-    run(args, parser)
