@@ -165,14 +165,18 @@ def check_model_name(name: str, key: str | None = None) -> None:
     raise ValueError(f"{f'{key}={name!r} is not a timm model' if key else f'unknown model {arch!r}'}; {hint}")
 
 
-def check_checkpoint_file(path: Any, shown_as: str | None = None, fix: str = "") -> None:
-    """``FileNotFoundError`` unless ``path`` (if set) is an existing file; timm's own error has no message.
-
-    ``shown_as``: how the message names it (default ``checkpoint_path '<path>'``); ``fix``: what to do.
-    """
-    if path and not os.path.isfile(path):
-        shown = shown_as or f"checkpoint_path {str(path)!r}"
-        raise FileNotFoundError(f"{shown} does not exist or is not a file" + (f"; {fix}" if fix else ""))
+def check_checkpoint_file(path: Any, named: str | None = None, fix: str = "") -> None:
+    """A set ``checkpoint_path`` must be a weights file, checked before any model is built (timm's own
+    error has no message); ``named``: how messages name it (default ``checkpoint_path '<path>'``), ``fix``:
+    what to do when it is missing."""
+    if not path:
+        return
+    try:
+        check_weights_file(path, "checkpoint_path", named)
+    except FileNotFoundError as e:
+        if not fix:
+            raise
+        raise FileNotFoundError(f"{e}; {fix}") from None
 
 
 def create_model(name: str, **kwargs: Any) -> Any:

@@ -75,23 +75,25 @@ def check_num_classes(num_classes: Any, where: str = "num_classes") -> None:
         )
 
 
-def check_weights_file(path: str | os.PathLike, what: str) -> Path:
-    """``path`` must be a readable weights file (safetensors, or torch's zip/pickle); says what is wrong."""
+def check_weights_file(path: str | os.PathLike, what: str, named: str | None = None) -> Path:
+    """``path`` must be a readable weights file (safetensors, or torch's zip/pickle); says what is wrong.
+
+    Messages name it ``<what> '<path>'``, or ``named`` (e.g. a config key: ``model.backbone.x='<path>'``).
+    """
     path = Path(path)
+    named = named or f"{what} {str(path)!r}"
     if path.is_symlink() and not path.exists():
-        raise FileNotFoundError(
-            f"{what} {str(path)!r} is a symlink that resolves nowhere (dangling or a loop)"
-        )
+        raise FileNotFoundError(f"{named} is a symlink that resolves nowhere (dangling or a loop)")
     if path.is_dir():
-        raise IsADirectoryError(f"{what} {str(path)!r} is a directory, not a weights file")
+        raise IsADirectoryError(f"{named} is a directory, not a weights file")
     if not path.is_file():
-        raise FileNotFoundError(f"{what} {str(path)!r} does not exist")
+        raise FileNotFoundError(f"{named} does not exist")
     if path.suffix != ".safetensors":  # timm reads every other name with torch.load
         with open(path, "rb") as f:
             head = f.read(4)
         if not head.startswith(_TORCH_MAGIC):
             raise ValueError(
-                f"{what} {str(path)!r} is not a weights file (neither .safetensors nor a torch.save archive; "
+                f"{named} is not a weights file (neither .safetensors nor a torch.save archive; "
                 f"it starts with {head!r}); point it at model.safetensors or a .pth state dict"
             )
     return path

@@ -94,7 +94,7 @@ class NFBackbone(BaseModule):
             raise KeyError(str(e)) from None
         check_checkpoint_file(
             checkpoint_path,
-            shown_as=f"model.backbone.checkpoint_path={checkpoint_path!r}",
+            named=f"model.backbone.checkpoint_path={checkpoint_path!r}",
             fix="pass ImageNet weights of the classification model (e.g. from configs/imagenet/), or set "
             "model.backbone.checkpoint_path=None to start from random weights",
         )
