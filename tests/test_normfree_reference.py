@@ -503,3 +503,18 @@ def test_with_overrides_names_close_fields_and_keeps_the_object_when_empty():
         TypeError, match=r"^NfCfg has no field 'aplha'; did you mean 'alpha'\?; its fields are"
     ):
         RES.with_overrides(aplha=0.5)
+
+
+def test_overrides_survive_a_hub_export_and_reload(tmp_path):
+    """timm records create_model's kwargs in the exported config.json: an override that changes no tensor
+    shape (act_gamma, skipinit_gain) still reloads as the same network, not silently as the base one."""
+    from nf_plugins.hub import export_for_hub
+
+    torch.manual_seed(0)
+    model = _live(timm.create_model("nf_resnet26", num_classes=3, act_gamma=1.3, se_ratio=0.5, **SMALL))
+    export_for_hub(model, tmp_path / "hub", compute_macs=False)
+    back = timm.create_model(f"local-dir:{tmp_path / 'hub'}", pretrained=True)
+    assert back.cfg == model.cfg and back.cfg.act_gamma == 1.3 and back.cfg.depths == (2, 2)
+    x = _input().float()
+    with torch.no_grad():
+        torch.testing.assert_close(back.eval()(x), model.eval()(x))
