@@ -4,6 +4,8 @@ The fixtures are written in the official on-disk formats (HDF5 v7.3 labeled file
 splits through scipy), so a transposition or index-base mistake in the converter shows up here.
 """
 
+import contextlib
+import io
 import json
 import pickle
 import runpy
@@ -68,17 +70,24 @@ def nyu_sources(tmp_path_factory):
     return d, scenes
 
 
-def _run(*args, cwd=ROOT, timeout=600):
-    return subprocess.run(
-        [sys.executable, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=timeout
-    )
+def _prepare_nyu(*args) -> subprocess.CompletedProcess:
+    """``nf-plugins prepare-nyu ARGS`` (what tools/prepare_nyu.py runs) in this process, with its exit
+    status and output as a finished process would give them: a subprocess would import torch again (about
+    9 s a call); the tool's own process is run by test_data_prep_without_mm.py."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = nf_plugins_main(["prepare-nyu", *map(str, args)])
+        except SystemExit as e:
+            code = e.code
+    return subprocess.CompletedProcess(["prepare-nyu", *args], code, out.getvalue(), err.getvalue())
 
 
 # ---------------------------------------------------------------- converter
 def test_prepare_nyu_converts_official_format_exactly(nyu_sources, tmp_path):
     raw, scenes = nyu_sources
     mat, splits = raw / "nyu_depth_v2_labeled.mat", raw / "splits.mat"
-    res = _run(ROOT / "tools/prepare_nyu.py", mat, "--splits", splits, "-o", tmp_path / "nyu")
+    res = _prepare_nyu(mat, "--splits", splits, "-o", tmp_path / "nyu")
     assert res.returncode == 0, res.stderr
     assert "NYU layout OK" in res.stdout and "train 4 images, test 2 images" in res.stdout
     assert "NYUv2 labeled -> mmseg layout" in res.stderr  # tqdm progress bar
@@ -114,7 +123,7 @@ def test_prepare_nyu_rejects_mat_without_expected_datasets(tmp_path):
         f.create_dataset("images", data=np.zeros((2, 3, 8, 6), np.uint8))
         f.create_dataset("accelData", data=np.zeros((2, 4)))
     write_splits(tmp_path / "splits.mat", [1], [2])
-    res = _run(ROOT / "tools/prepare_nyu.py", bad, "--splits", tmp_path / "splits.mat", "-o", tmp_path / "o")
+    res = _prepare_nyu(bad, "--splits", tmp_path / "splits.mat", "-o", tmp_path / "o")
     assert res.returncode == 2  # the CLI's one-line error (the tool returned 1 before it became a wrapper)
     assert "not_labeled.mat: missing dataset(s) ['depths']" in res.stderr and "accelData" in res.stderr
     v5 = tmp_path / "v5.mat"  # an old-style (non-HDF5) .mat
@@ -171,7 +180,7 @@ def _mmseg_zip(path: Path, depth_dtype=np.uint16) -> None:
 
 def test_prepare_nyu_accepts_mmseg_zip_layout(tmp_path):
     _mmseg_zip(tmp_path / "nyu.zip")
-    res = _run(ROOT / "tools/prepare_nyu.py", tmp_path / "nyu.zip", "-o", tmp_path / "nyu")
+    res = _prepare_nyu(tmp_path / "nyu.zip", "-o", tmp_path / "nyu")
     assert res.returncode == 0, res.stderr
     assert "train 2 images, test 1 images" in res.stdout
     assert (tmp_path / "nyu/annotations/test/bedroom_0003_00003.png").is_file()  # mmseg's own naming
@@ -290,7 +299,7 @@ def test_labeled_795_switch(nyu_sources, tmp_path, monkeypatch):
 
 def test_prepare_nyu_rejects_8bit_depth_pngs(tmp_path):
     _mmseg_zip(tmp_path / "nyu8.zip", depth_dtype=np.uint8)
-    res = _run(ROOT / "tools/prepare_nyu.py", tmp_path / "nyu8.zip", "-o", tmp_path / "nyu")
+    res = _prepare_nyu(tmp_path / "nyu8.zip", "-o", tmp_path / "nyu")
     assert res.returncode == 2
     assert "bedroom_0001_00001.png: depth PNG is uint8" in res.stderr and "16-bit" in res.stderr
 
@@ -320,7 +329,7 @@ def test_nyu_mat_to_trained_model_to_metrics(nyu_sources, tmp_path, monkeypatch,
     raw, _ = nyu_sources
     data = tmp_path / "nyu"
     mat, splits = raw / "nyu_depth_v2_labeled.mat", raw / "splits.mat"
-    res = _run(ROOT / "tools/prepare_nyu.py", mat, "--splits", splits, "-o", data)
+    res = _prepare_nyu(mat, "--splits", splits, "-o", data)
     assert res.returncode == 0, res.stderr
     small = [
         f"train_dataloader.dataset.data_root={data}", f"val_dataloader.dataset.data_root={data}",
