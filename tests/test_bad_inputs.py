@@ -486,6 +486,7 @@ def test_prepare_nyu_zip_members_cannot_escape(tmp_path, monkeypatch):
     import zipfile
 
     from nf_plugins.data import nyu as prepare_nyu
+
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # extraction goes to scratch/tmpXXXX
