@@ -28,9 +28,9 @@ from matplotlib.patches import Patch
 from mmseg.evaluation.metrics import IoUMetric
 
 from nf_plugins.atomic import atomic_output
+from nf_plugins.data.labels import IGNORE_INDEX
 from nf_plugins.downstream.evaluation.depth_metric import pooled_metrics, pooled_sums
 
-IGNORE_INDEX = 255
 VOID_COLOUR = (224, 224, 192)  # the colour VOC's own palette PNGs give label 255 (void / object outline)
 DEPTH_CMAP, ERROR_CMAP, INVALID_GREY = "viridis", "inferno", "0.8"
 DPI = 128  # a power of two: figure sizes in inches are then exact, and the PNG is exactly the pixel layout
