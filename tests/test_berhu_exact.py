@@ -112,9 +112,13 @@ def test_unsupported_interface_values_are_refused_with_the_reason():
     with pytest.raises(ValueError, match=r"^BerHuLoss: reduction_override must be None or one of"):
         BerHuLoss()(PRED, TARGET, reduction_override="max")
     with pytest.raises(
-        ValueError, match=r"avg_factor divides a mean; it cannot be used with reduction='sum'"
+        ValueError, match=r"^berhu_loss: avg_factor divides a mean; it cannot be used with reduction='sum'$"
     ):
         BerHuLoss(reduction="sum")(PRED, TARGET, avg_factor=2.0)
+    with pytest.raises(
+        ValueError, match=r"^berhu_loss: reduction must be one of \('none', 'mean', 'sum'\), got 'average'$"
+    ):
+        berhu_loss(PRED, TARGET, reduction="average")
     with pytest.raises(ValueError, match=r"weight shape \(4,\) must have pred's 4 dims and broadcast to"):
         BerHuLoss()(PRED, TARGET, weight=torch.ones(4))
     with pytest.raises(ValueError, match=r"weight shape \(1, 1, 1, 3\) must have pred's 4 dims"):

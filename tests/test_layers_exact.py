@@ -41,6 +41,24 @@ def test_get_gamma_returns_the_table_value_exactly():
         get_gamma("nope")
 
 
+_ACT_NAMES = (
+    "['celu', 'elu', 'gelu', 'gelu_tanh', 'hard_swish', 'identity', 'leaky_relu', 'mish', 'relu', 'relu6', "
+    "'selu', 'sigmoid', 'silu', 'softplus', 'softsign', 'swish', 'tanh']"
+)
+
+
+def test_create_act_unknown_name_suggests_close_names_only_when_there_are_some():
+    with pytest.raises(ValueError) as info:
+        create_act("rleu")
+    assert (
+        str(info.value)
+        == f"unknown activation 'rleu'; did you mean 'relu', 'relu6'? expected one of {_ACT_NAMES}"
+    )
+    with pytest.raises(ValueError) as info:
+        create_act("zzz")
+    assert str(info.value) == f"unknown activation 'zzz'; expected one of {_ACT_NAMES}"
+
+
 def test_create_act_in_place_only_where_supported():
     assert create_act("relu", inplace=True).inplace is True
     assert create_act("relu").inplace is False
