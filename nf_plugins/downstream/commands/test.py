@@ -17,8 +17,7 @@ from mmengine.dist import get_rank
 
 from nf_plugins.atomic import atomic_write_json
 from nf_plugins.distributed import exit_if_distributed
-from nf_plugins.downstream.engine.cli_args import add_runner_args, export_local_rank
-from nf_plugins.downstream.engine.config import load_config, set_data_root
+from nf_plugins.downstream.engine.cli_args import add_runner_args, config_from_args, export_local_rank
 from nf_plugins.downstream.engine.registry_hints import registry_hints
 from nf_plugins.downstream.engine.runner import build_runner
 from nf_plugins.outputs import check_output_dir, check_output_file
@@ -45,12 +44,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         check_output_file(args.out, "--out")
     if args.show_dir:
         check_output_dir(args.show_dir, "--show-dir")
-    if args.work_dir:
-        check_output_dir(args.work_dir, "--work-dir")
-    cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher)
-    check_output_dir(cfg.work_dir, "--work-dir")  # the config's own, before the model and data are built
-    if args.data_root:
-        set_data_root(cfg, args.data_root)
+    cfg = config_from_args(args)
     cfg.load_from = args.checkpoint
     if args.show_dir:
         hook = cfg.default_hooks.visualization
@@ -68,8 +62,8 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     if get_rank() == 0:
         record = {k: None if k in bad else v for k, v in metrics.items()}  # JSON has no NaN: null
         date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")  # collect-results
+        record_file = dict(config=args.config, checkpoint=args.checkpoint, date=date, metrics=record)
         for path in filter(None, [osp.join(cfg.work_dir, "test_metrics.json"), args.out]):
-            record_file = dict(config=args.config, checkpoint=args.checkpoint, date=date, metrics=record)
             atomic_write_json(path, record_file, sort_keys=True)
         print(" ".join(f"{k}={v:.2f}" for k, v in metrics.items()))
     if bad:

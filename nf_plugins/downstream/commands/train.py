@@ -9,11 +9,10 @@ from __future__ import annotations
 import argparse
 
 from nf_plugins.distributed import exit_if_distributed
-from nf_plugins.downstream.engine.cli_args import add_runner_args, export_local_rank
-from nf_plugins.downstream.engine.config import enable_amp, load_config, set_data_root
+from nf_plugins.downstream.engine.cli_args import add_runner_args, config_from_args, export_local_rank
+from nf_plugins.downstream.engine.config import enable_amp
 from nf_plugins.downstream.engine.registry_hints import registry_hints
 from nf_plugins.downstream.engine.runner import build_runner
-from nf_plugins.outputs import check_output_dir
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,12 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     """Train ``args.config`` with mmengine's Runner (:func:`build_runner`)."""
     export_local_rank(args)
-    if args.work_dir:  # first: mmengine's Config.fromfile alone takes seconds (it reads mmseg's metafiles)
-        check_output_dir(args.work_dir, "--work-dir")
-    cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher)
-    check_output_dir(cfg.work_dir, "--work-dir")  # the config's own, before the model and data are built
-    if args.data_root:
-        set_data_root(cfg, args.data_root)
+    cfg = config_from_args(args)
     if args.amp:
         enable_amp(cfg)
     if args.auto_scale_lr:

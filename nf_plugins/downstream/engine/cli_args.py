@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 
-from mmengine.config import DictAction
+from mmengine.config import Config, DictAction
+
+from nf_plugins.outputs import check_output_dir
+
+from .config import load_config, set_data_root
 
 
 def add_runner_args(parser: argparse.ArgumentParser, cfg_options_example: str) -> None:
@@ -24,3 +28,16 @@ def add_runner_args(parser: argparse.ArgumentParser, cfg_options_example: str) -
 def export_local_rank(args: argparse.Namespace) -> None:
     """Export ``--local_rank`` as LOCAL_RANK for launchers that pass it as a flag (torch's old launch)."""
     os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """The config of ``args.config`` with the shared flags applied, every output folder checked before the
+    model and data are built: ``--work-dir`` first (``Config.fromfile`` alone takes seconds, reading
+    mmseg's metafiles), then the config's own ``work_dir``; ``--data-root`` last."""
+    if args.work_dir:
+        check_output_dir(args.work_dir, "--work-dir")
+    cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher)
+    check_output_dir(cfg.work_dir, "--work-dir")
+    if args.data_root:
+        set_data_root(cfg, args.data_root)
+    return cfg
