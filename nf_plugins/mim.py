@@ -9,6 +9,7 @@ no mmengine: :func:`config_path` works in an environment without the ``[mm]`` ex
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .errors import did_you_mean
@@ -37,6 +38,12 @@ def config_path(name: str) -> Path:
         hint = did_you_mean(f"{SCOPE}::{rel}", names, otherwise=f"the shipped configs are under {CONFIGS}")
         raise FileNotFoundError(f"no shipped config {SCOPE}::{rel}; {hint}")
     return path
+
+
+def resolve_config(path: str | os.PathLike) -> Path:
+    """A config argument as a file: a ``scope::name`` through :func:`config_path` (which refuses another
+    scope and names the closest shipped configs), anything else as the path it is."""
+    return config_path(str(path)) if "::" in str(path) else Path(path)
 
 
 def register_scope() -> None:

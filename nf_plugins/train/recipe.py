@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from ..errors import did_you_mean
+from ..mim import resolve_config
 
 # The recipe proper: these keys define the training (the model card lists them; export reads this tuple).
 RECIPE: dict[str, Any] = dict(
@@ -59,6 +60,13 @@ DEFAULTS: dict[str, Any] = dict(
 )
 
 
+def _check_key(key: object, where: object) -> None:
+    """Refuse a key the recipe does not have, with the closest known ones."""
+    if key not in DEFAULTS:
+        hint = did_you_mean(str(key), DEFAULTS, otherwise=f"known keys: {sorted(DEFAULTS)}")
+        raise ValueError(f"unknown config key {key!r} in {where}; {hint}")
+
+
 def _read(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
     """A YAML config with its ``_base_`` (a path relative to the file) merged under it, recursively.
 
@@ -75,9 +83,7 @@ def _read(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise ValueError(f"{path} must hold key: value lines, got a {type(loaded).__name__}")
     base = loaded.pop("_base_", None)
     for key in loaded:
-        if key not in DEFAULTS:
-            hint = did_you_mean(str(key), DEFAULTS, otherwise=f"known keys: {sorted(DEFAULTS)}")
-            raise ValueError(f"unknown config key {key!r} in {path}; {hint}")
+        _check_key(key, path)
     if base is None:
         return loaded
     if not isinstance(base, str):
@@ -91,20 +97,14 @@ def load_config(path: str | Path, overrides: list[str]) -> dict[str, Any]:
 
     ``path`` may name a shipped config as ``nf_plugins::imagenet/<model>.yaml`` (an installed package).
     """
-    if str(path).startswith("nf_plugins::"):
-        from ..mim import config_path
-
-        path = config_path(str(path))
-    path = Path(path)
+    path = resolve_config(path)
     cfg = dict(DEFAULTS)
     cfg.update(_read(path))
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep:
             raise ValueError(f"--set expects key=value, got {item!r}")
-        if key not in DEFAULTS:
-            hint = did_you_mean(key, DEFAULTS, otherwise=f"known keys: {sorted(DEFAULTS)}")
-            raise ValueError(f"unknown config key {key!r} in --set; {hint}")
+        _check_key(key, "--set")
         cfg[key] = yaml.safe_load(value)
     if not cfg["model"]:
         raise ValueError(f"{path}: 'model' is required (e.g. nf_regnet_b0)")

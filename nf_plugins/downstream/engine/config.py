@@ -10,7 +10,7 @@ from typing import Any
 from mmengine.config import Config
 
 from nf_plugins.errors import did_you_mean
-from nf_plugins.mim import config_path
+from nf_plugins.mim import resolve_config
 
 
 def load_config(path: str, work_dir: str | None, cfg_options: dict | None, launcher: str) -> Config:
@@ -18,8 +18,7 @@ def load_config(path: str, work_dir: str | None, cfg_options: dict | None, launc
 
     ``path`` is a file or a shipped config by its OpenMMLab name (``nf_plugins::segmentation/...``).
     """
-    if "::" in path:
-        path = str(config_path(path))  # names the closest shipped configs when there is no such one
+    path = str(resolve_config(path))
     if not osp.isfile(path):
         raise FileNotFoundError(f"config file {path!r} does not exist")
     cfg = Config.fromfile(path)
