@@ -562,22 +562,7 @@ def _max_diff(a, b: torch.Tensor) -> float:
     return (torch.as_tensor(a).float() - b.float().cpu()).abs().max().item()
 
 
-SUITES = (
-    "vs_bn",
-    "vs_effnet",
-    "vs_timm_own_train",
-    "vs_timm_own_infer",
-    "folded",
-    "scaling",
-    "memory",
-    "roofline",
-    "channels_last",
-    "stability",
-    "compiled",
-    "onnx",
-    "gpu",
-)
-# the presets' default suites (--suites picks any); "gpu" runs by default on a GPU only
+# the presets' default suites (--suites picks any of SUITES); "gpu" runs by default on a GPU only
 QUICK_SUITES = (
     "vs_bn",
     "vs_effnet",
@@ -588,6 +573,7 @@ QUICK_SUITES = (
     "memory",
     "roofline",
 )
+SUITES = (*QUICK_SUITES, "channels_last", "stability", "compiled", "onnx", "gpu")
 GOAL_SUITES = ("vs_effnet", "stability", "channels_last", "compiled", "onnx", "roofline", "memory")
 EFFNET_PX = {"efficientnet_b0": 224, "efficientnet_b1": 240, "efficientnet_b2": 260}
 
