@@ -190,6 +190,35 @@ def test_squeeze_excite_is_two_times_the_sigmoid_gate():
     assert repr(se).startswith("NFSqueezeExcite(\n  gain=2.0")
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_squeeze_excite_matmul_path_equals_the_conv_formulation_with_gradients(channels_last):
+    """The SE runs its 1x1 convs as F.linear on the pooled vector: the same values and gradients (x,
+    weights, biases) as the convs applied to the pooled 1x1 map, in float64, at batch 1 (where PyTorch
+    picks its im2col conv) and batch 3, NCHW and channels_last."""
+    for batch in (1, 3):
+        se = NFSqueezeExcite(12, 5).double()
+        with torch.no_grad():
+            for p in se.parameters():
+                p.uniform_(-1, 1)
+        x = torch.randn(batch, 12, 6, 5, dtype=torch.float64)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        x_ref = x.detach().clone().requires_grad_(True)
+        x = x.requires_grad_(True)
+        pooled = x_ref.mean((2, 3), keepdim=True)
+        h = se.act(F.conv2d(pooled, se.fc1.weight, se.fc1.bias))
+        ref = x_ref * 2.0 * torch.sigmoid(F.conv2d(h, se.fc2.weight, se.fc2.bias))
+        grad_out = torch.randn_like(ref)
+        ref_grads = torch.autograd.grad(ref, [x_ref, *se.parameters()], grad_out)
+        out = se(x)
+        grads = torch.autograd.grad(out, [x, *se.parameters()], grad_out)
+        torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+        assert out.is_contiguous(memory_format=torch.channels_last) == channels_last
+        for got, want in zip(grads, ref_grads, strict=True):
+            assert want.abs().max() > 0
+            torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
 def test_keep_mask_is_per_sample_with_keep_rate_one_minus_p():
     x = torch.ones(20000, 3, 2, 2)
     mask = drop_path_keep_mask(x, 0.25)
