@@ -47,9 +47,11 @@ def no_timing(monkeypatch):
 # ---- the fast paths equal the plain path, outputs and gradients, on live weights --------------------
 
 
-def test_channels_last_equals_nchw_outputs_and_gradients():
-    """The channels_last suite's own check, on NF-ResNet-50 with random SkipInit gains and classifier."""
-    plain = randomize_zero_init(build("ours:nf_resnet50"))
+@pytest.mark.parametrize("name", ["nf_resnet50", "nf_regnet_b0"])
+def test_channels_last_equals_nchw_outputs_and_gradients(name):
+    """The channels_last suites' own check, with random SkipInit gains and classifier (NF-RegNet-B0: the
+    grouped convs and the SE's matmul path too)."""
+    plain = randomize_zero_init(build(f"ours:{name}"))
     fast = __import__("copy").deepcopy(plain).to(memory_format=torch.channels_last)
     assert fast.stem.conv.weight.is_contiguous(memory_format=torch.channels_last)
     x = torch.randn(2, 3, 32, 32)
@@ -75,6 +77,43 @@ def _tiny_build(spec, num_classes=1000, **kwargs):
     return NormFreeNet(TINY, num_classes=num_classes, **kwargs)
 
 
+LAYOUT_SECONDS = {("ours", "nchw"): 0.5, ("ours", "channels_last"): 0.25, ("peer", "nchw"): 1.0,
+                  ("peer", "channels_last"): 2.0}  # fmt: skip
+
+
+def _timed_by_layout(fns, *args, **kwargs):
+    """Stub timing: ours is faster in channels_last, the peer in NCHW; each step runs once, for real."""
+    for fn in fns.values():
+        fn()
+    return {key: LAYOUT_SECONDS[key] for key in fns}
+
+
+def test_vs_effnet_compares_each_side_at_its_faster_layout(monkeypatch, no_timing):
+    """Peers at their best settings: every side is run in NCHW and channels_last (a real step each) and
+    the row compares ours' faster layout with the peer's faster layout; all four rates are kept."""
+    monkeypatch.setattr(runner, "time_interleaved", _timed_by_layout)
+    cfg = BenchConfig(reps=1, effnet_px=32, threads=1, train_batches=(2,), suites=("vs_effnet",))
+    (row,) = run_benchmark(cfg)["rows"]
+    assert row["value"] == pytest.approx(2 / LAYOUT_SECONDS["ours", "channels_last"])
+    assert row["peer_value"] == pytest.approx(2 / LAYOUT_SECONDS["peer", "nchw"])
+    assert row["ratio"] == pytest.approx(4.0)
+    extra = row["extra"]
+    assert (extra["ours_layout"], extra["peer_layout"]) == ("channels_last", "nchw")
+    for (side, layout), sec in LAYOUT_SECONDS.items():
+        assert extra[f"{side}_{layout}_img_s"] == pytest.approx(2 / sec)
+    # ours in channels_last was checked against NCHW on live weights before it was timed
+    assert extra["max_abs_logit"] > 0.1 and extra["max_abs_diff"] <= 1e-4 * extra["max_abs_logit"]
+
+
+def test_stability_compares_each_side_at_its_faster_layout_in_every_run(monkeypatch, no_timing):
+    monkeypatch.setattr(runner, "time_interleaved", _timed_by_layout)
+    cfg = BenchConfig(reps=1, infer_px=32, threads=1, stability_runs=3, suites=("stability",))
+    (row,) = run_benchmark(cfg)["rows"]
+    assert row["value"] == pytest.approx(250.0) and row["peer_value"] == pytest.approx(1000.0)
+    assert row["extra"]["ratios"] == [4.0, 4.0, 4.0]
+    assert row["extra"]["runs_won_by_layout"] == {"ours_channels_last": 3, "peer_nchw": 3}
+
+
 def test_compiled_suite_checks_outputs_and_gradients(monkeypatch, no_timing):
     """The compiled suite on a tiny NF-RegNet (aot_eager: the autograd tracing torch.compile does, without
     the minutes of C++ codegen; inductor on the same model is the slow test in test_models.py): its rows
@@ -93,6 +132,27 @@ def test_compiled_suite_checks_outputs_and_gradients(monkeypatch, no_timing):
     infer = rows[("ours:nf_regnet_b0 eager", "infer b1 32px")].extra
     assert infer["max_abs_diff"] <= 1e-4 and infer["max_abs_logit"] > 0.1
     assert infer["recompiles_on_resize"] >= 0 and train["graph_breaks"] == 0  # fullgraph-clean model
+
+
+def test_compiled_inference_is_compiled_with_freezing_and_training_without(monkeypatch, no_timing):
+    """Batch-1 inference is compiled under inductor's ``freezing`` (parameters as constants); training
+    must not be (frozen parameters would not learn). A recording backend sees the setting at compile."""
+    import torch._inductor.config as inductor_config
+
+    seen = []
+
+    def recording_backend(gm, example_inputs):
+        seen.append((torch.is_grad_enabled(), inductor_config.freezing))
+        return gm.forward
+
+    monkeypatch.setattr(runner, "build", _tiny_build)
+    bench = runner.Benchmark(BenchConfig(reps=1, compile_backend=recording_backend))
+    bench.compiled(["nf_regnet_b0"], batch=2, px=32, ipx=32)
+    assert (True, False) in seen  # the training graphs
+    assert (False, True) in seen and (False, False) not in seen  # every inference graph, resized too
+    assert inductor_config.freezing is False  # restored
+    (infer,) = [r for r in bench.rows if r.setting == "infer b1 32px"]
+    assert infer.extra["freezing"] is True and infer.extra["max_abs_diff"] <= 1e-4
 
 
 def test_onnx_suite_matches_eager_and_timm_own_export(no_timing):

@@ -42,7 +42,7 @@ class Goal:
 GOALS: tuple[Goal, ...] = (
     Goal(
         "effnet_small_batch",
-        "NF-RegNet-B0 vs EfficientNet-B0 training, every batch 4-64 at 224 px",
+        "NF-RegNet-B0 vs EfficientNet-B0 training, each at its faster layout, every batch 4-64 at 224 px",
         "vs_effnet",
         r"ours:nf_regnet_b0",
         r"timm:efficientnet_b0",
@@ -51,7 +51,7 @@ GOALS: tuple[Goal, ...] = (
     ),
     Goal(
         "b1_stable",
-        "NF-RegNet-B0 batch-1 inference vs timm's own, worst of 5 runs",
+        "NF-RegNet-B0 batch-1 inference vs timm's own, each at its faster layout, worst of 5 runs",
         "stability",
         r"ours:nf_regnet_b0",
         r"timm-own:nf_regnet_b0",

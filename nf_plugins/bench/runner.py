@@ -186,30 +186,57 @@ class Benchmark:
             **roofline_fraction(cost["flops"], cost["bytes"], seconds, self.peak_gflops, self.bandwidth_gbs),
         }
 
-    def train_pairs(self, suite: str, pairs: list[tuple[str, str]], batches: list[int], px_of) -> None:
+    def train_pairs(
+        self, suite: str, pairs: list[tuple[str, str]], batches: list[int], px_of, best_layout: bool = False
+    ) -> None:
         """Training throughput of each (ours, peer) pair, interleaved; at the first batch size also the
-        achieved fraction of the GEMM peak and of the roofline bound."""
+        achieved fraction of the GEMM peak and of the roofline bound.
+
+        ``best_layout``: each side is timed in NCHW and in channels_last (same weights) and compared at
+        its faster layout, per batch; all four rates go in the row.
+        """
+        layouts = ("nchw", "channels_last") if best_layout else ("nchw",)
         for ours, peer in pairs:
             px = px_of(ours)
-            m_ours, m_peer = build(ours), build(peer)
+            models = {
+                (side, layout): build(spec)
+                for side, spec in (("ours", ours), ("peer", peer))
+                for layout in layouts
+            }
+            check = {}
+            if best_layout:  # the same weights in both layouts; ours in channels_last equals NCHW first
+                for side in ("ours", "peer"):
+                    models[side, "channels_last"].load_state_dict(models[side, "nchw"].state_dict())
+                check = self._channels_last_check(ours, px)
             for batch in batches:
                 fns = {
-                    ours: _train_step(m_ours, batch, px, self.device),
-                    peer: _train_step(m_peer, batch, px, self.device),
+                    key: _train_step(model, batch, px, self.device, channels_last=key[1] == "channels_last")
+                    for key, model in models.items()
                 }
                 sec = self._time(fns, iters=_train_iters(batch))
-                extra = self._cost_extras(m_ours, batch, px, sec[ours]) if batch == batches[0] else {}
+                best = {
+                    side: min(layouts, key=lambda lay, side=side: sec[side, lay]) for side in ("ours", "peer")
+                }
+                extra = (
+                    self._cost_extras(models["ours", best["ours"]], batch, px, sec["ours", best["ours"]])
+                    if batch == batches[0]
+                    else {}
+                )
+                if best_layout:
+                    extra.update(check)
+                    extra.update({f"{side}_layout": best[side] for side in ("ours", "peer")})
+                    extra.update({f"{side}_{lay}_img_s": batch / sec[side, lay] for side, lay in fns})
                 row = Row(
                     suite,
                     ours,
                     peer,
                     f"train b{batch} {px}px",
                     "img/s",
-                    batch / sec[ours],
-                    batch / sec[peer],
+                    batch / sec["ours", best["ours"]],
+                    batch / sec["peer", best["peer"]],
                     extra,
                 )
-                self._add(row, fns[ours])
+                self._add(row, fns["ours", best["ours"]])
 
     def roofline(self, specs: list[tuple[str, int, int]]) -> None:
         """Each (model, batch, px) training step alone: its GFLOP/s against the GEMM peak and the roofline."""
@@ -230,11 +257,10 @@ class Benchmark:
             self._add(row)
             self.profiles[f"roofline | {spec} | train b{batch} {px}px"] = profile_top_ops(step, self.device)
 
-    def channels_last(self, ours: str, peer: str, batches: list[int], px: int) -> None:
-        """Ours in channels_last against the peer at its best layout (the faster of NCHW and
-        channels_last, per batch), after checking ours in channels_last equals ours in NCHW (outputs and
-        gradients, live weights)."""
-        plain = randomize_zero_init(build(ours))
+    def _channels_last_check(self, spec: str, px: int, keep: bool = False):
+        """``spec`` in channels_last against NCHW, outputs and gradients on live weights (random SkipInit
+        gains and classifier); with ``keep`` also returns the channels_last model."""
+        plain = randomize_zero_init(build(spec))
         fast = copy.deepcopy(plain).to(memory_format=torch.channels_last)
         x = torch.randn(2, 3, px, px, device=self.device)
         check = compare_paths(
@@ -244,6 +270,13 @@ class Benchmark:
             fast_x=x.contiguous(memory_format=torch.channels_last),
         )
         check.pop("fast_first_call_s")
+        return (fast, check) if keep else check
+
+    def channels_last(self, ours: str, peer: str, batches: list[int], px: int) -> None:
+        """Ours in channels_last against the peer at its best layout (the faster of NCHW and
+        channels_last, per batch), after checking ours in channels_last equals ours in NCHW (outputs and
+        gradients, live weights)."""
+        fast, check = self._channels_last_check(ours, px, keep=True)
         m_peer, m_peer_cl = build(peer), build(peer)
         for batch in batches:
             fns = {
@@ -271,19 +304,36 @@ class Benchmark:
             self._add(row, fns["ours"])
 
     def stability(self, ours: str, peer: str, px: int, runs: int) -> None:
-        """Batch-1 inference of ``ours`` vs ``peer`` timed ``runs`` times over: the spread of the ratio."""
-        infer = {ours: _infer(build(ours), 1, px, self.device), peer: _infer(build(peer), 1, px, self.device)}
+        """Batch-1 inference of ``ours`` vs ``peer`` timed ``runs`` times over: the spread of the ratio.
+
+        Each side runs in NCHW and in channels_last (same weights); every run compares each side's
+        faster layout in that run.
+        """
+        infer = {}
+        for side, spec in (("ours", ours), ("peer", peer)):
+            model = build(spec)
+            twin = copy.deepcopy(model)
+            infer[side, "nchw"] = _infer(model, 1, px, self.device)
+            infer[side, "channels_last"] = _infer(twin, 1, px, self.device, channels_last=True)
         ratios, ours_ms, peer_ms = [], [], []
+        layout_wins: dict[str, int] = {}
         for _ in range(runs):
             sec = self._time(infer, iters=10)
-            ours_ms.append(1e3 * sec[ours])
-            peer_ms.append(1e3 * sec[peer])
-            ratios.append(sec[peer] / sec[ours])
+            best = {side: min(sec[k] for k in sec if k[0] == side) for side in ("ours", "peer")}
+            for side in ("ours", "peer"):
+                layout = min((k for k in sec if k[0] == side), key=sec.__getitem__)[1]
+                layout_wins[f"{side}_{layout}"] = layout_wins.get(f"{side}_{layout}", 0) + 1
+            ours_ms.append(1e3 * best["ours"])
+            peer_ms.append(1e3 * best["peer"])
+            ratios.append(best["peer"] / best["ours"])
         extra = {
             "runs": runs,
             "ratio_min": min(ratios),
             "ratio_max": max(ratios),
             "ratios": [round(r, 3) for r in ratios],
+            "ours_ms": [round(v, 2) for v in ours_ms],
+            "peer_ms": [round(v, 2) for v in peer_ms],
+            "runs_won_by_layout": layout_wins,
         }
         row = Row(
             "stability",
@@ -295,7 +345,8 @@ class Benchmark:
             statistics.median(peer_ms),
             extra,
         )
-        self._add(row, infer[ours])
+        ours_layout = max(("nchw", "channels_last"), key=lambda lay: layout_wins.get(f"ours_{lay}", 0))
+        self._add(row, infer["ours", ours_layout])
 
     def compiled(self, names: list[str], batch: int, px: int, ipx: int) -> None:
         """``torch.compile`` (``cfg.compile_backend``) training and batch-1 inference against our eager
@@ -346,7 +397,18 @@ class Benchmark:
 
     def _compiled_inference(self, name: str, model: torch.nn.Module, px: int) -> None:
         """Batch-1 inference (inference mode), compiled vs eager; then one call at ``px + 32`` pixels
-        shows whether a new input size recompiles (dynamo's frame count) and what that call costs."""
+        shows whether a new input size recompiles (dynamo's frame count) and what that call costs.
+
+        Compiled with inductor's ``freezing`` (PyTorch's documented CPU inference setting): parameters
+        become constants, so the Scaled WS standardization is folded at compile time and the convs get
+        prepacked weights.
+        """
+        import torch._inductor.config as inductor_config
+
+        with inductor_config.patch(freezing=True):
+            self._compiled_inference_frozen(name, model, px)
+
+    def _compiled_inference_frozen(self, name: str, model: torch.nn.Module, px: int) -> None:
         c_model = torch.compile(model, backend=self.cfg.compile_backend)
         x = torch.randn(1, 3, px, px, device=self.device)
 
@@ -364,6 +426,7 @@ class Benchmark:
         expected = fns["eager"]()
         extra = {
             "compile_s": compile_s,
+            "freezing": True,
             "max_abs_diff": _max_diff(got, expected),
             "max_abs_logit": expected.abs().max().item(),
         }
@@ -645,10 +708,11 @@ def run_benchmark(cfg: BenchConfig) -> dict:
 
     def vs_effnet() -> None:
         pair = ("ours:nf_regnet_b0", "timm:efficientnet_b0")
-        bench.train_pairs("vs_effnet", [pair], batches([16] if q else [4, 8, 16, 32, 64]), effnet_px)
+        sizes = batches([16] if q else [4, 8, 16, 32, 64])
+        bench.train_pairs("vs_effnet", [pair], sizes, effnet_px, best_layout=True)
         if not (q or g):
             bigger = [(f"ours:nf_regnet_b{i}", f"timm:efficientnet_b{i}") for i in (1, 2)]
-            bench.train_pairs("vs_effnet", bigger, batches([16, 32, 64]), effnet_px)
+            bench.train_pairs("vs_effnet", bigger, batches([16, 32, 64]), effnet_px, best_layout=True)
 
     both_own = [("ours:nf_resnet50", "timm-own:nf_resnet50"), ("ours:nf_regnet_b0", "timm-own:nf_regnet_b0")]
     regnet_memory = ("ours:nf_regnet_b0", "timm:efficientnet_b0", effnet_px("nf_regnet_b0"))
