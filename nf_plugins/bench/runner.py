@@ -9,6 +9,7 @@ import platform
 import statistics
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -146,6 +147,11 @@ def train_step_flops(model: torch.nn.Module, batch: int, px: int) -> int:
     return train_step_cost(model, batch, px)["flops"]
 
 
+def _fastest_per_side(sec: dict[tuple[str, str], float]) -> dict[str, tuple[str, str]]:
+    """For timings keyed ``(side, layout)``: each side's fastest key."""
+    return {side: min((k for k in sec if k[0] == side), key=sec.__getitem__) for side, _ in sec}
+
+
 def _train_iters(batch: int) -> int:
     """Steps per timed call: about 32 images, so that small batches are not timed on one short step."""
     return 1 if batch >= 32 else max(2, 32 // batch)
@@ -195,36 +201,29 @@ class Benchmark:
         ``best_layout``: each side is timed in NCHW and in channels_last (same weights) and compared at
         its faster layout, per batch; all four rates go in the row.
         """
-        layouts = ("nchw", "channels_last") if best_layout else ("nchw",)
         for ours, peer in pairs:
             px = px_of(ours)
-            models = {
-                (side, layout): build(spec)
-                for side, spec in (("ours", ours), ("peer", peer))
-                for layout in layouts
-            }
-            check = {}
-            if best_layout:  # the same weights in both layouts; ours in channels_last equals NCHW first
-                for side in ("ours", "peer"):
-                    models[side, "channels_last"].load_state_dict(models[side, "nchw"].state_dict())
-                check = self._channels_last_check(ours, px)
+            models = {}
+            for side, spec in (("ours", ours), ("peer", peer)):
+                models[side, "nchw"] = build(spec)
+                if best_layout:  # the same weights in both layouts
+                    models[side, "channels_last"] = copy.deepcopy(models[side, "nchw"])
+            check = self._channels_last_check(ours, px) if best_layout else {}
             for batch in batches:
                 fns = {
                     key: _train_step(model, batch, px, self.device, channels_last=key[1] == "channels_last")
                     for key, model in models.items()
                 }
                 sec = self._time(fns, iters=_train_iters(batch))
-                best = {
-                    side: min(layouts, key=lambda lay, side=side: sec[side, lay]) for side in ("ours", "peer")
-                }
+                best = _fastest_per_side(sec)
                 extra = (
-                    self._cost_extras(models["ours", best["ours"]], batch, px, sec["ours", best["ours"]])
+                    self._cost_extras(models[best["ours"]], batch, px, sec[best["ours"]])
                     if batch == batches[0]
                     else {}
                 )
                 if best_layout:
                     extra.update(check)
-                    extra.update({f"{side}_layout": best[side] for side in ("ours", "peer")})
+                    extra.update({f"{side}_layout": layout for side, layout in best.values()})
                     extra.update({f"{side}_{lay}_img_s": batch / sec[side, lay] for side, lay in fns})
                 row = Row(
                     suite,
@@ -232,11 +231,11 @@ class Benchmark:
                     peer,
                     f"train b{batch} {px}px",
                     "img/s",
-                    batch / sec["ours", best["ours"]],
-                    batch / sec["peer", best["peer"]],
+                    batch / sec[best["ours"]],
+                    batch / sec[best["peer"]],
                     extra,
                 )
-                self._add(row, fns["ours", best["ours"]])
+                self._add(row, fns[best["ours"]])
 
     def roofline(self, specs: list[tuple[str, int, int]]) -> None:
         """Each (model, batch, px) training step alone: its GFLOP/s against the GEMM peak and the roofline."""
@@ -316,16 +315,14 @@ class Benchmark:
             infer[side, "nchw"] = _infer(model, 1, px, self.device)
             infer[side, "channels_last"] = _infer(twin, 1, px, self.device, channels_last=True)
         ratios, ours_ms, peer_ms = [], [], []
-        layout_wins: dict[str, int] = {}
+        layout_wins: Counter[str] = Counter()
         for _ in range(runs):
             sec = self._time(infer, iters=10)
-            best = {side: min(sec[k] for k in sec if k[0] == side) for side in ("ours", "peer")}
-            for side in ("ours", "peer"):
-                layout = min((k for k in sec if k[0] == side), key=sec.__getitem__)[1]
-                layout_wins[f"{side}_{layout}"] = layout_wins.get(f"{side}_{layout}", 0) + 1
-            ours_ms.append(1e3 * best["ours"])
-            peer_ms.append(1e3 * best["peer"])
-            ratios.append(best["peer"] / best["ours"])
+            best = _fastest_per_side(sec)
+            layout_wins.update(f"{side}_{layout}" for side, layout in best.values())
+            ours_ms.append(1e3 * sec[best["ours"]])
+            peer_ms.append(1e3 * sec[best["peer"]])
+            ratios.append(sec[best["peer"]] / sec[best["ours"]])
         extra = {
             "runs": runs,
             "ratio_min": min(ratios),
@@ -333,7 +330,7 @@ class Benchmark:
             "ratios": [round(r, 3) for r in ratios],
             "ours_ms": [round(v, 2) for v in ours_ms],
             "peer_ms": [round(v, 2) for v in peer_ms],
-            "runs_won_by_layout": layout_wins,
+            "runs_won_by_layout": dict(layout_wins),
         }
         row = Row(
             "stability",
@@ -345,7 +342,7 @@ class Benchmark:
             statistics.median(peer_ms),
             extra,
         )
-        ours_layout = max(("nchw", "channels_last"), key=lambda lay: layout_wins.get(f"ours_{lay}", 0))
+        ours_layout = max(("nchw", "channels_last"), key=lambda lay: layout_wins[f"ours_{lay}"])
         self._add(row, infer["ours", ours_layout])
 
     def compiled(self, names: list[str], batch: int, px: int, ipx: int) -> None:
@@ -411,40 +408,37 @@ class Benchmark:
 
         torch._dynamo.reset()  # see compiled(): the training graph was compiled at another size
         with inductor_config.patch(freezing=True):
-            self._compiled_inference_frozen(name, model, px)
+            c_model = torch.compile(model, backend=self.cfg.compile_backend)
+            x = torch.randn(1, 3, px, px, device=self.device)
 
-    def _compiled_inference_frozen(self, name: str, model: torch.nn.Module, px: int) -> None:
-        c_model = torch.compile(model, backend=self.cfg.compile_backend)
-        x = torch.randn(1, 3, px, px, device=self.device)
+            def under_inference_mode(fn, inp=x):
+                def call():
+                    with torch.inference_mode():
+                        return fn(inp)
 
-        def under_inference_mode(fn, inp=x):
-            def call():
-                with torch.inference_mode():
-                    return fn(inp)
+                return call
 
-            return call
-
-        fns = {"eager": under_inference_mode(model), "compiled": under_inference_mode(c_model)}
-        start = time.perf_counter()
-        got = fns["compiled"]()
-        compile_s = time.perf_counter() - start
-        expected = fns["eager"]()
-        extra = {
-            "compile_s": compile_s,
-            "freezing": True,
-            "max_abs_diff": _max_diff(got, expected),
-            "max_abs_logit": expected.abs().max().item(),
-        }
-        sec = self._time(fns, iters=10)
-        before = compiled_counters()["frames_compiled"]
-        resized = under_inference_mode(c_model, torch.randn(1, 3, px + 32, px + 32, device=self.device))
-        start = time.perf_counter()
-        resized()
-        extra["resize_call_s"] = time.perf_counter() - start
-        extra["recompiles_on_resize"] = compiled_counters()["frames_compiled"] - before
-        row = Row("compiled", f"ours:{name} compiled", f"ours:{name} eager", f"infer b1 {px}px", "ms",
-                  1e3 * sec["compiled"], 1e3 * sec["eager"], extra)  # fmt: skip
-        self._add(row, fns["compiled"])
+            fns = {"eager": under_inference_mode(model), "compiled": under_inference_mode(c_model)}
+            start = time.perf_counter()
+            got = fns["compiled"]()
+            compile_s = time.perf_counter() - start
+            expected = fns["eager"]()
+            extra = {
+                "compile_s": compile_s,
+                "freezing": True,
+                "max_abs_diff": _max_diff(got, expected),
+                "max_abs_logit": expected.abs().max().item(),
+            }
+            sec = self._time(fns, iters=10)
+            before = compiled_counters()["frames_compiled"]
+            resized = under_inference_mode(c_model, torch.randn(1, 3, px + 32, px + 32, device=self.device))
+            start = time.perf_counter()
+            resized()
+            extra["resize_call_s"] = time.perf_counter() - start
+            extra["recompiles_on_resize"] = compiled_counters()["frames_compiled"] - before
+            row = Row("compiled", f"ours:{name} compiled", f"ours:{name} eager", f"infer b1 {px}px", "ms",
+                      1e3 * sec["compiled"], 1e3 * sec["eager"], extra)  # fmt: skip
+            self._add(row, fns["compiled"])
 
     def onnx_runtime(self, names: list[str], px: int) -> None:
         """Batch-1 inference through ONNX Runtime: our folded export (``nf_plugins.deploy``) against our
